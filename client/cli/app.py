@@ -1,0 +1,11 @@
+"""The ``hub`` Typer application object. Command modules register on it; each imports heavy
+libraries (torch, diffusers) inside its functions so that ``hub --help`` starts fast."""
+
+import typer
+
+app = typer.Typer(
+    name="hub",
+    help="Lexicon Hub: push, pull, inspect and convert textual-inversion embeddings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)

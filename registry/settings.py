@@ -1,0 +1,48 @@
+"""The one settings object: every knob is a ``LEXICON_*`` environment variable with a documented
+default. Built once (``Settings()``) and passed in; nothing reads the environment at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEXICON_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./lexicon-data"),
+        description="Where the embedded defaults live: SQLite database and local blob directory.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. "
+        "Default: sqlite:///<data_dir>/registry.db.",
+    )
+    # Blob storage: "local" (default, <data_dir>/blobs) or "s3".
+    storage: str = Field("local", description="local | s3")
+    blob_dir: Path | None = Field(None, description="Local blob directory (default <data_dir>/blobs).")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto); None = AWS.")
+    s3_bucket: str = Field("lexicon", description="S3 bucket holding blobs.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key (else boto3's chain).")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret key.")
+    s3_create_bucket: bool = Field(True, description="Create the bucket at start-up if missing.")
+    presign_seconds: int = Field(300, description="Lifetime of presigned download URLs.")
+
+    max_upload_bytes: int = Field(2 * 1024 * 1024, description="Largest accepted embedding file.")
+    open_signup: bool = Field(False, description="Allow anyone to create an account.")
+    public_url: str | None = Field(None, description="External base URL of the registry.")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
