@@ -1,0 +1,103 @@
+"""Embeddings, their immutable numbered versions, version tags (movable aliases), content tags
+and stars."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from registry.accounts.models import utcnow
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class ConceptType(StrEnum):
+    STYLE = "style"
+    OBJECT = "object"
+    SUBJECT = "subject"
+    NEGATIVE = "negative"
+
+
+class Embedding(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("namespace", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    namespace: str = Field(foreign_key="namespace.name", max_length=64, index=True)
+    name: str = Field(max_length=64)
+    description: str = Field(default="", max_length=10_000)
+    concept_type: str | None = Field(default=None, max_length=16)
+    trigger: str | None = Field(default=None, max_length=100)
+    license: str | None = Field(default=None, max_length=100)
+    visibility: str = Field(default=Visibility.PUBLIC, max_length=8)
+    family: str | None = Field(default=None, max_length=8, index=True)
+    # The highest version number handed out; bumped with UPDATE ... RETURNING under the row
+    # lock, so concurrent publishes get consecutive numbers with no gaps or collisions.
+    version_counter: int = 0
+    downloads: int = 0
+    stars: int = 0
+    # A static "hot" score updated on each download/star; keyset-paginable (see search.py).
+    trending: float = 0.0
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class EmbeddingTag(SQLModel, table=True):
+    """Content tags (``anime``, ``brand``…) used for browsing; not version tags."""
+
+    __tablename__ = "embedding_tag"
+
+    embedding_id: int = Field(foreign_key="embedding.id", primary_key=True, ondelete="CASCADE")
+    tag: str = Field(primary_key=True, max_length=64, index=True)
+
+
+class EmbeddingVersion(SQLModel, table=True):
+    __tablename__ = "embedding_version"
+    __table_args__ = (
+        UniqueConstraint("embedding_id", "number"),
+        UniqueConstraint("embedding_id", "digest"),
+        Index("ix_embedding_version_upload_sha256", "upload_sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    embedding_id: int = Field(foreign_key="embedding.id", index=True, ondelete="CASCADE")
+    number: int
+    digest: str = Field(max_length=71, index=True)
+    size: int
+    family: str = Field(max_length=8)
+    base_model: str | None = Field(default=None, max_length=200)
+    vectors: int
+    encoders: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dtype: str = Field(max_length=8)
+    source_format: str = Field(max_length=40)
+    upload_sha256: str = Field(max_length=64)
+    trigger: str | None = Field(default=None, max_length=100)
+    notes: str = Field(default="", max_length=10_000)
+    training: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    yanked: bool = False
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class VersionTag(SQLModel, table=True):
+    """A movable alias (``stable``, ``brand-2025``) pointing at a version number. ``latest`` is
+    not stored: it is always the highest non-yanked version."""
+
+    __tablename__ = "version_tag"
+
+    embedding_id: int = Field(foreign_key="embedding.id", primary_key=True, ondelete="CASCADE")
+    tag: str = Field(primary_key=True, max_length=64)
+    number: int
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Star(SQLModel, table=True):
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    embedding_id: int = Field(foreign_key="embedding.id", primary_key=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,67 @@
+"""The blob-store interface the registry's services talk to. Adapters translate their driver's
+errors into ``client.core.errors`` so nothing above them sees botocore or OSError."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from client.core.errors import DigestMismatch
+
+from .keys import parse_digest
+
+CHUNK = 64 * 1024
+
+
+def verify_digest(digest: str, data: bytes) -> None:
+    """Raise DigestMismatch unless ``data`` hashes to ``digest``; runs before anything is visible."""
+    expected = parse_digest(digest)
+    actual = hashlib.sha256(data).hexdigest()
+    if not hmac.compare_digest(expected, actual):
+        raise DigestMismatch(
+            f"Blob bytes hash to sha256:{actual}, not {digest}; nothing was stored. "
+            "Re-send the exact bytes the digest was computed from."
+        )
+
+
+class BlobStore(ABC):
+    """Content-addressed, immutable blobs keyed by ``sha256:<hex>`` (see ``keys.blob_key``)."""
+
+    @abstractmethod
+    def put(self, digest: str, data: bytes) -> None:
+        """Store ``data`` under ``digest`` after verifying it; an existing blob is a no-op.
+
+        Raises DigestMismatch (leaving nothing behind) when the bytes do not match."""
+
+    @abstractmethod
+    def exists(self, digest: str) -> bool: ...
+
+    @abstractmethod
+    def get(self, digest: str) -> bytes:
+        """The blob's bytes; raises NotFound."""
+
+    @abstractmethod
+    def open_stream(self, digest: str) -> Iterator[bytes]:
+        """The blob in chunks, for streaming responses; raises NotFound before the first chunk."""
+
+    @abstractmethod
+    def size(self, digest: str) -> int:
+        """Size in bytes; raises NotFound."""
+
+    @abstractmethod
+    def delete(self, digest: str) -> None:
+        """Remove the blob (garbage collection); deleting a missing blob is a no-op."""
+
+    @abstractmethod
+    def iter_digests(self) -> Iterator[str]:
+        """Every stored blob's digest, for garbage collection of orphans."""
+
+    @abstractmethod
+    def presigned_url(self, digest: str, *, filename: str | None, expires_s: int) -> str | None:
+        """A time-limited direct download URL, or None when the store cannot make one."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Readiness probe; raises Unavailable with the cause."""
