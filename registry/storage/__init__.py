@@ -30,6 +30,5 @@ def blob_store_from_settings(settings: Settings) -> BlobStore:
             secret=settings.s3_secret_access_key,
             create_bucket=settings.s3_create_bucket,
         )
-    from client.core.errors import BadRequest
-
-    raise BadRequest(f"Unknown LEXICON_STORAGE={settings.storage!r}; use 'local' or 's3'.")
+    # A configuration mistake, refused at start-up rather than on the first upload.
+    raise ValueError(f"Unknown LEXICON_STORAGE={settings.storage!r}; set it to 'local' or 's3'.")

@@ -16,7 +16,7 @@ CHUNK = 64 * 1024
 
 
 def verify_digest(digest: str, data: bytes) -> None:
-    """Raise DigestMismatch unless ``data`` hashes to ``digest``; runs before anything is visible."""
+    """Raise DigestMismatch unless ``data`` hashes to ``digest``, before anything is stored."""
     expected = parse_digest(digest)
     actual = hashlib.sha256(data).hexdigest()
     if not hmac.compare_digest(expected, actual):

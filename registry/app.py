@@ -1,0 +1,54 @@
+"""The registry's Litestar application, built from one settings object."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from prometheus_client import CollectorRegistry
+
+from registry import ops
+from registry.accounts.routes import ROUTES as ACCOUNT_ROUTES
+from registry.context import Registry, provide_principal, provide_registry
+from registry.db import make_engine
+from registry.embeddings.routes import ROUTES as EMBEDDING_ROUTES
+from registry.problems import EXCEPTION_HANDLERS
+from registry.settings import Settings
+from registry.storage import blob_store_from_settings
+
+
+def build_registry(settings: Settings) -> Registry:
+    """Engine, blob store and metrics for ``settings`` (also used by the CLI)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Registry(
+        settings=settings,
+        engine=make_engine(settings.resolved_database_url),
+        store=blob_store_from_settings(settings),
+        metrics=CollectorRegistry(),
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    registry = build_registry(settings or Settings())
+    ops.configure_logging(registry.settings.log_level)
+    app = Litestar(
+        route_handlers=[*EMBEDDING_ROUTES, *ACCOUNT_ROUTES, ops.healthz, ops.readyz, ops.metrics],
+        dependencies={
+            "registry": Provide(provide_registry, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=True),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[ops.request_middleware],
+        openapi_config=OpenAPIConfig(
+            title="Lexicon Hub registry",
+            version="1",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+        ),
+        request_max_body_size=registry.settings.max_upload_bytes + 1024 * 1024,
+        on_shutdown=[lambda: registry.engine.dispose()],
+    )
+    app.state.registry = registry
+    app.state.request_metrics = ops.RequestMetrics(registry.metrics)
+    return app

@@ -1,0 +1,128 @@
+"""``lexicon-registry``: serve, migrate, create users and tokens, collect orphan blobs.
+
+Every command takes the same settings (``LEXICON_*`` variables, or ``--data-dir``) so that
+``serve`` and ``create-user`` on the same ``--data-dir`` talk to the same embedded database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="lexicon-registry",
+    help="Lexicon Hub registry server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Embedded-default data directory (LEXICON_DATA_DIR)."),
+]
+
+
+def _settings(data_dir: Path | None):
+    from registry.settings import Settings
+
+    return Settings(data_dir=data_dir) if data_dir else Settings()
+
+
+def _migrate(settings) -> None:
+    from registry.migrations import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply database migrations (alembic upgrade head)."""
+    _migrate(_settings(data_dir))
+    typer.echo("database is at the latest migration")
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Migrate, then serve. With no database or storage settings: SQLite + a local blob
+    directory under --data-dir (default ./lexicon-data)."""
+    import uvicorn
+
+    settings = _settings(data_dir)
+    _migrate(settings)
+    # Worker processes rebuild the settings from the environment.
+    os.environ["LEXICON_DATA_DIR"] = str(settings.data_dir.resolve())
+    typer.echo(f"Lexicon Hub registry on http://{host}:{port} (data: {settings.data_dir})")
+    uvicorn.run(
+        "registry.app:create_app", factory=True, host=host, port=port, workers=workers,
+        access_log=False,
+    )
+
+
+@app.command("create-user")
+def create_user(
+    name: str,
+    data_dir: DataDir = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    org: Annotated[
+        list[str] | None, typer.Option("--org", help="Also create/join this org as owner.")
+    ] = None,
+    password: Annotated[str | None, typer.Option(help="Password for the web pages.")] = None,
+) -> None:
+    """Create a user and print a new API token (the last line of output)."""
+    from registry.accounts import services
+    from registry.accounts.models import Org, Role, Scope
+    from registry.db import make_engine, session_scope
+
+    settings = _settings(data_dir)
+    _migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        user = services.create_user(session, name, is_admin=admin, password=password)
+        for org_name in org or []:
+            existing = session.exec(
+                __import__("sqlmodel").select(Org).where(Org.name == org_name)
+            ).first()
+            if existing is None:
+                services.create_org(session, org_name, user)
+            else:
+                services.set_membership(session, existing, user, Role.OWNER.value)
+        scopes = [Scope.READ.value, Scope.WRITE.value] + ([Scope.ADMIN.value] if admin else [])
+        secret, _ = services.create_token(session, user, "cli", scopes)
+    typer.echo(f"created user {name}{' (admin)' if admin else ''}")
+    typer.echo(secret)
+
+
+@app.command()
+def gc(
+    data_dir: DataDir = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list orphans.")] = False,
+) -> None:
+    """Delete blobs no version points at (left by failed publishes or deleted embeddings)."""
+    from sqlmodel import select
+
+    from registry.app import build_registry
+    from registry.db import session_scope
+    from registry.embeddings.models import EmbeddingVersion
+
+    registry = build_registry(_settings(data_dir))
+    with session_scope(registry.engine) as session:
+        referenced = set(session.exec(select(EmbeddingVersion.digest)).all())
+    orphans = [d for d in registry.store.iter_digests() if d not in referenced]
+    for digest in orphans:
+        if not dry_run:
+            registry.store.delete(digest)
+        typer.echo(f"{'would delete' if dry_run else 'deleted'} {digest}")
+    typer.echo(f"{len(orphans)} orphan blob(s)")
+
+
+def main() -> None:
+    app()

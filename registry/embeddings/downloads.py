@@ -1,0 +1,69 @@
+"""Downloads: resolve, count, then either redirect to a presigned storage URL (S3, canonical
+bytes) or return the bytes (local store, or a converted format)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from client.core.canonical import parse_safetensors
+from client.core.embedding import Embedding as Vectors
+from client.core.errors import BadRequest
+from registry.accounts.access import Principal
+from registry.context import Registry
+from registry.db import session_scope
+
+from . import services
+
+FORMATS = ("canonical", "a1111", "diffusers", "kohya")
+
+
+@dataclass
+class DownloadPlan:
+    digest: str
+    filename: str
+    redirect_url: str | None = None
+    content: bytes = b""
+    media_type: str = "application/octet-stream"
+
+
+def plan_download(
+    registry: Registry, principal: Principal | None, ns: str, name: str, ref: str, fmt: str
+) -> DownloadPlan:
+    if fmt not in FORMATS:
+        raise BadRequest(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
+    with session_scope(registry.engine) as session:
+        embedding, version = services.resolve_version(session, principal, ns, name, ref)
+        services.count_download(session, embedding)
+        trigger = version.trigger or embedding.trigger or f"<{name}>"
+    filename = f"{name}-v{version.number}.safetensors"
+    if fmt == "canonical":
+        url = registry.store.presigned_url(
+            version.digest, filename=filename, expires_s=registry.settings.presign_seconds
+        )
+        if url:
+            return DownloadPlan(version.digest, filename, redirect_url=url)
+        return DownloadPlan(version.digest, filename, content=registry.store.get(version.digest))
+    tensors, _ = parse_safetensors(registry.store.get(version.digest))
+    vectors = Vectors.from_tensors(tensors, token=trigger, source_format="canonical")
+    return render(vectors, fmt, name, version.number)
+
+
+def render(vectors: Vectors, fmt: str, name: str, number: int) -> DownloadPlan:
+    """A converted file (one file; SDXL in diffusers format is a zip of the two-file pair)."""
+    from client.core.writers import embedding_to_files
+
+    files = embedding_to_files(vectors, fmt, stem=f"{name}-v{number}")
+    if len(files) == 1:
+        (filename, content), = files.items()
+        return DownloadPlan(vectors.digest, filename, content=content)
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for filename, content in files.items():
+            archive.writestr(filename, content)
+    return DownloadPlan(
+        vectors.digest, f"{name}-v{number}-diffusers.zip", content=buffer.getvalue(),
+        media_type="application/zip",
+    )

@@ -1,0 +1,211 @@
+"""Publishing a version: validate the upload, store the blob, then write the row.
+
+Order matters (blob first, row second, orphans collected by ``lexicon-registry gc``): a row
+never points at a blob that is not there. Numbers come from ``UPDATE … RETURNING`` on the
+embedding's counter inside the same transaction, so concurrent publishes get 1, 2, 3… with no
+gaps or collisions on PostgreSQL (row lock) and SQLite (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from client.core.canonical import parse_canonical, serialize_safetensors
+from client.core.embedding import Embedding as Vectors
+from client.core.errors import BadRequest, Conflict, NotFound
+from client.core.families import check_base_model
+from client.core.names import validate_slug
+from registry.accounts.access import Principal, can_read, require_write
+from registry.accounts.models import Namespace
+from registry.db import session_scope
+from registry.storage.base import BlobStore
+
+from . import search
+from .models import ConceptType, Embedding, EmbeddingTag, EmbeddingVersion, Visibility
+
+
+@dataclass
+class PublishMetadata:
+    """Every key optional; what the file says is used where the caller says nothing."""
+
+    trigger: str | None = None
+    base_model: str | None = None
+    type: str | None = None
+    tags: list[str] | None = None
+    description: str | None = None
+    license: str | None = None
+    visibility: str | None = None
+    notes: str | None = None
+    training: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> PublishMetadata:
+        data = dict(data or {})
+        known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__}
+        known.pop("extra", None)
+        meta = cls(**known, extra=data)
+        meta.validate()
+        return meta
+
+    def validate(self) -> None:
+        if self.type is not None and self.type not in {t.value for t in ConceptType}:
+            raise BadRequest(
+                f"unknown type {self.type!r}; use style, object, subject or negative"
+            )
+        if self.visibility is not None and self.visibility not in {v.value for v in Visibility}:
+            raise BadRequest(f"unknown visibility {self.visibility!r}; use public or private")
+        for tag in self.tags or []:
+            validate_slug(tag, "tag")
+        if self.training is not None and not isinstance(self.training, dict):
+            raise BadRequest("'training' must be a JSON object")
+
+
+@dataclass
+class PublishResult:
+    embedding: Embedding
+    version: EmbeddingVersion
+    created: bool
+
+
+def _existing(session: Session, embedding_id: int, digest: str) -> EmbeddingVersion | None:
+    return session.exec(
+        select(EmbeddingVersion).where(
+            EmbeddingVersion.embedding_id == embedding_id, EmbeddingVersion.digest == digest
+        )
+    ).first()
+
+
+def _get_or_create_embedding(
+    session: Session, principal: Principal, namespace: str, name: str, meta: PublishMetadata,
+    vectors: Vectors,
+) -> Embedding:
+    row = session.exec(
+        select(Embedding).where(Embedding.namespace == namespace, Embedding.name == name)
+    ).first()
+    if row is not None:
+        return row
+    row = Embedding(
+        namespace=namespace,
+        name=name,
+        description=meta.description or "",
+        concept_type=meta.type,
+        trigger=meta.trigger or vectors.token,
+        license=meta.license,
+        visibility=meta.visibility or Visibility.PUBLIC.value,
+        family=vectors.family.name,
+        created_by=principal.user_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_content_tags(session: Session, embedding: Embedding, tags: list[str]) -> None:
+    for old in session.exec(select(EmbeddingTag).where(EmbeddingTag.embedding_id == embedding.id)):
+        session.delete(old)
+    session.flush()
+    for tag in sorted(set(tags)):
+        session.add(EmbeddingTag(embedding_id=embedding.id, tag=tag))
+    session.flush()
+
+
+def publish_version(
+    engine: Engine,
+    store: BlobStore,
+    principal: Principal | None,
+    namespace: str,
+    name: str,
+    *,
+    data: bytes | None,
+    digest: str | None = None,
+    meta: PublishMetadata,
+    max_bytes: int,
+) -> PublishResult:
+    """Publish canonical safetensors ``data`` (or a blob the caller can already see, by
+    ``digest``) as the next version of ``namespace/name``."""
+    validate_slug(namespace, "namespace")
+    validate_slug(name, "embedding name")
+    principal = require_write(principal, namespace)
+    if data is None:
+        if not digest:
+            raise BadRequest("send the embedding as the multipart field 'file'")
+        data = _visible_blob(engine, store, principal, digest)
+    vectors = parse_canonical(data, max_bytes=max_bytes)
+    check_base_model(vectors.family, meta.base_model)
+    blob = serialize_safetensors(vectors.vectors)
+    digest = vectors.digest
+    upload_sha256 = hashlib.sha256(data).hexdigest()
+    store.put(digest, blob)  # verified and visible before any row points at it
+
+    for attempt in range(3):
+        try:
+            with session_scope(engine) as session:
+                if session.get(Namespace, namespace) is None:
+                    raise NotFound(f"namespace {namespace!r} not found")
+                embedding = _get_or_create_embedding(
+                    session, principal, namespace, name, meta, vectors
+                )
+                existing = _existing(session, embedding.id, digest)
+                if existing is not None:
+                    return PublishResult(embedding, existing, created=False)
+                number = session.execute(
+                    update(Embedding)
+                    .where(Embedding.id == embedding.id)
+                    .values(version_counter=Embedding.version_counter + 1)
+                    .returning(Embedding.version_counter)
+                ).scalar_one()
+                version = EmbeddingVersion(
+                    embedding_id=embedding.id,
+                    number=number,
+                    digest=digest,
+                    size=len(blob),
+                    family=vectors.family.name,
+                    base_model=meta.base_model,
+                    vectors=vectors.num_vectors,
+                    encoders=vectors.encoders,
+                    dtype=vectors.dtype,
+                    source_format=vectors.source_format,
+                    upload_sha256=upload_sha256,
+                    trigger=meta.trigger or vectors.token or embedding.trigger,
+                    notes=meta.notes or "",
+                    training=meta.training,
+                    created_by=principal.user_id,
+                )
+                session.add(version)
+                embedding.family = vectors.family.name
+                embedding.updated_at = version.created_at
+                if meta.tags is not None:
+                    set_content_tags(session, embedding, meta.tags)
+                session.add(embedding)
+                session.flush()
+                search.index_embedding(session, embedding)
+                session.refresh(embedding)
+                return PublishResult(embedding, version, created=True)
+        except Conflict as exc:
+            # A concurrent publish created the embedding or the same digest first: retry,
+            # which then finds it.
+            if attempt == 2 or not isinstance(exc.__cause__, IntegrityError):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _visible_blob(engine: Engine, store: BlobStore, principal: Principal, digest: str) -> bytes:
+    """Publishing by digest (``hub push`` skipped the upload): only for blobs the caller can
+    already see, so a digest cannot be used to copy someone's private embedding."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Embedding.namespace, Embedding.visibility)
+            .join(EmbeddingVersion, EmbeddingVersion.embedding_id == Embedding.id)
+            .where(EmbeddingVersion.digest == digest)
+        ).all()
+    if not any(can_read(principal, ns, vis) for ns, vis in rows):
+        raise NotFound(f"blob {digest} not found; upload the file instead")
+    return store.get(digest)

@@ -1,0 +1,244 @@
+"""HTTP in/out for embeddings: parse the request, call one service, shape the answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, head, patch, post, put
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import Redirect
+
+from client.core.errors import BadRequest, NotFound
+from registry.accounts.access import Principal
+from registry.context import Registry
+from registry.db import session_scope
+
+from . import downloads, services
+from .publish import PublishMetadata, publish_version
+from .search import SearchQuery, search_embeddings
+from .views import embedding_json, embedding_summary, version_json
+
+PREFIX = "/api/v1/embeddings/{namespace:str}/{name:str}"
+
+
+def _metadata(raw: Any) -> PublishMetadata:
+    if raw in (None, ""):
+        return PublishMetadata()
+    if hasattr(raw, "file"):  # sent as a file part
+        raw = raw.file.read().decode()
+    try:
+        data = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"'metadata' is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BadRequest("'metadata' must be a JSON object")
+    return PublishMetadata.from_json(data)
+
+
+class EmbeddingController(Controller):
+    path = PREFIX
+    tags = ["embeddings"]
+
+    @post(
+        "/versions",
+        sync_to_thread=True,
+        status_code=201,
+        summary="Publish a version (multipart: file + optional metadata JSON)",
+    )
+    def publish(
+        self,
+        registry: Registry,
+        principal: Principal | None,
+        namespace: str,
+        name: str,
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> Response:
+        upload = data.get("file")
+        content = upload.file.read(registry.settings.max_upload_bytes + 1) if upload else None
+        result = publish_version(
+            registry.engine,
+            registry.store,
+            principal,
+            namespace,
+            name,
+            data=content,
+            digest=data.get("digest"),
+            meta=_metadata(data.get("metadata")),
+            max_bytes=registry.settings.max_upload_bytes,
+        )
+        with session_scope(registry.engine) as session:
+            tags = services.version_tags(session, result.embedding)
+        body = version_json(result.embedding, result.version, tags)
+        body["created"] = result.created
+        return Response(body, status_code=201 if result.created else 200)
+
+    @get("/", sync_to_thread=True, summary="An embedding with its tags and versions")
+    def info(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str
+    ) -> dict[str, Any]:
+        with session_scope(registry.engine) as session:
+            embedding = services.get_embedding(session, principal, namespace, name)
+            return embedding_json(session, embedding)
+
+    @patch("/", sync_to_thread=True, summary="Edit description, type, trigger, tags, license…")
+    def edit(
+        self,
+        registry: Registry,
+        principal: Principal | None,
+        namespace: str,
+        name: str,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        meta = PublishMetadata.from_json(data)
+        with session_scope(registry.engine) as session:
+            embedding = services.update_embedding(session, principal, namespace, name, meta)
+            return embedding_json(session, embedding)
+
+    @delete("/", sync_to_thread=True, status_code=204, summary="Delete (owners and admins)")
+    def remove(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str
+    ) -> None:
+        with session_scope(registry.engine) as session:
+            services.delete_embedding(session, principal, namespace, name)
+
+    @get("/versions", sync_to_thread=True, summary="Every version, yanked included")
+    def versions(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str
+    ) -> dict[str, Any]:
+        with session_scope(registry.engine) as session:
+            embedding = services.get_embedding(session, principal, namespace, name)
+            tags = services.version_tags(session, embedding)
+            items = services.versions_of(session, embedding)
+            return {"items": [version_json(embedding, v, tags) for v in items]}
+
+    @get("/versions/{ref:str}", sync_to_thread=True, summary="A version by number, tag or digest")
+    def version(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str, ref: str
+    ) -> dict[str, Any]:
+        with session_scope(registry.engine) as session:
+            embedding, version = services.resolve_version(session, principal, namespace, name, ref)
+            return version_json(embedding, version, services.version_tags(session, embedding))
+
+    @get("/versions/{ref:str}/file", sync_to_thread=True, summary="Download a version's file")
+    def file(
+        self,
+        registry: Registry,
+        principal: Principal | None,
+        namespace: str,
+        name: str,
+        ref: str,
+        format_: Annotated[str, Parameter(query="format")] = "canonical",
+    ) -> Response:
+        plan = downloads.plan_download(registry, principal, namespace, name, ref, format_)
+        if plan.redirect_url:
+            return Redirect(plan.redirect_url, status_code=307)
+        return Response(
+            plan.content,
+            media_type=plan.media_type,
+            headers={
+                "ETag": f'"{plan.digest}"',
+                "Content-Disposition": f'attachment; filename="{plan.filename}"',
+                "X-Lexicon-Digest": plan.digest,
+            },
+        )
+
+    @post("/versions/{number:int}/yank", sync_to_thread=True, status_code=200)
+    def yank(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str,
+        number: int,
+    ) -> dict[str, Any]:
+        return self._set_yanked(registry, principal, namespace, name, number, True)
+
+    @post("/versions/{number:int}/unyank", sync_to_thread=True, status_code=200)
+    def unyank(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str,
+        number: int,
+    ) -> dict[str, Any]:
+        return self._set_yanked(registry, principal, namespace, name, number, False)
+
+    @staticmethod
+    def _set_yanked(registry, principal, namespace, name, number, yanked) -> dict[str, Any]:
+        with session_scope(registry.engine) as session:
+            version = services.set_yanked(session, principal, namespace, name, number, yanked)
+            embedding = services.get_embedding(session, principal, namespace, name)
+            return version_json(embedding, version, services.version_tags(session, embedding))
+
+    @put("/tags/{tag:str}", sync_to_thread=True, summary="Point a tag at a version")
+    def put_tag(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str,
+        tag: str, data: dict[str, Any],
+    ) -> dict[str, int]:
+        number = data.get("version")
+        if not isinstance(number, int):
+            raise BadRequest('send {"version": <number>}')
+        with session_scope(registry.engine) as session:
+            services.set_tag(session, principal, namespace, name, tag, number)
+            embedding = services.get_embedding(session, principal, namespace, name)
+            return services.version_tags(session, embedding)
+
+    @delete("/tags/{tag:str}", sync_to_thread=True, status_code=204)
+    def delete_tag(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str, tag: str
+    ) -> None:
+        with session_scope(registry.engine) as session:
+            services.delete_tag(session, principal, namespace, name, tag)
+
+    @put("/star", sync_to_thread=True)
+    def star(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str
+    ) -> dict[str, Any]:
+        with session_scope(registry.engine) as session:
+            embedding = services.set_star(session, principal, namespace, name, True)
+            return {"starred": True, "stars": embedding.stars}
+
+    @delete("/star", sync_to_thread=True, status_code=200)
+    def unstar(
+        self, registry: Registry, principal: Principal | None, namespace: str, name: str
+    ) -> dict[str, Any]:
+        with session_scope(registry.engine) as session:
+            embedding = services.set_star(session, principal, namespace, name, False)
+            return {"starred": False, "stars": embedding.stars}
+
+
+@get("/api/v1/embeddings", sync_to_thread=True, tags=["embeddings"], summary="Browse and search")
+def browse(
+    registry: Registry,
+    principal: Principal | None,
+    q: str | None = None,
+    family: str | None = None,
+    type_: Annotated[str | None, Parameter(query="type")] = None,
+    tag: str | None = None,
+    author: str | None = None,
+    sort: str = "downloads",
+    limit: int = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    query = SearchQuery(q, family, type_, tag, author, sort, limit, cursor)
+    with session_scope(registry.engine) as session:
+        rows, next_cursor = search_embeddings(session, principal, query)
+        return {"items": [embedding_summary(r) for r in rows], "next_cursor": next_cursor}
+
+
+@head("/api/v1/blobs/{digest:str}", sync_to_thread=True, tags=["blobs"])
+def blob_exists(registry: Registry, principal: Principal | None, digest: str) -> None:
+    """200 when a version the caller can see has this digest (so ``hub push`` can skip the
+    upload); 404 otherwise, also for blobs that only private embeddings hold."""
+    with session_scope(registry.engine) as session:
+        visible = services.blob_visible(session, principal, digest)
+    if not visible or not registry.store.exists(digest):
+        raise NotFound(f"blob {digest} not found")
+
+
+@get("/api/v1/lookup", sync_to_thread=True, tags=["blobs"], summary="Find versions by any hash")
+def lookup(registry: Registry, principal: Principal | None, hash_: Annotated[
+    str, Parameter(query="hash")]) -> dict[str, Any]:
+    with session_scope(registry.engine) as session:
+        hits = services.lookup(session, principal, hash_)
+        return {"items": [version_json(h.embedding, h.version) for h in hits]}
+
+
+ROUTES = [EmbeddingController, browse, blob_exists, lookup]
+
+__all__ = ["ROUTES", "Request"]

@@ -1,0 +1,174 @@
+"""Community browsing: full-text search (SQLite FTS5 / PostgreSQL tsvector), filters, sorts and
+keyset cursors that never skip or repeat an item while pages are read.
+
+The index table ``embedding_fts`` is created by the initial migration and kept in step here by
+``index_embedding`` whenever an embedding's searchable text changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, or_, text
+from sqlmodel import Session, select
+
+from client.core.errors import BadRequest
+from registry.accounts.access import Principal
+
+from .models import Embedding, EmbeddingTag, EmbeddingVersion
+
+SORTS = {
+    "downloads": Embedding.downloads,
+    "stars": Embedding.stars,
+    "recent": Embedding.updated_at,
+    "trending": Embedding.trending,
+}
+MAX_LIMIT = 100
+_WORD = re.compile(r"[\w]+", re.UNICODE)
+
+
+def _tags(session: Session, embedding_id: int) -> list[str]:
+    return list(
+        session.exec(
+            select(EmbeddingTag.tag).where(EmbeddingTag.embedding_id == embedding_id)
+        ).all()
+    )
+
+
+def index_embedding(session: Session, embedding: Embedding) -> None:
+    """(Re)write the embedding's row in the search index."""
+    fields = {
+        "namespace": embedding.namespace,
+        "name": embedding.name.replace("-", " ").replace("_", " ") + " " + embedding.name,
+        "description": embedding.description or "",
+        "tags": " ".join(_tags(session, embedding.id)),
+        "trigger": (embedding.trigger or "").strip("<>"),
+    }
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("DELETE FROM embedding_fts WHERE rowid = :id"), {"id": embedding.id})
+        session.execute(
+            text(
+                "INSERT INTO embedding_fts (rowid, namespace, name, description, tags, trigger) "
+                "VALUES (:id, :namespace, :name, :description, :tags, :trigger)"
+            ),
+            {"id": embedding.id, **fields},
+        )
+    else:
+        session.execute(
+            text(
+                "INSERT INTO embedding_fts (embedding_id, document) VALUES (:id, "
+                "setweight(to_tsvector('simple', :name), 'A') || "
+                "setweight(to_tsvector('simple', :trigger || ' ' || :tags), 'B') || "
+                "setweight(to_tsvector('simple', :namespace || ' ' || :description), 'C')) "
+                "ON CONFLICT (embedding_id) DO UPDATE SET document = EXCLUDED.document"
+            ),
+            {"id": embedding.id, **fields},
+        )
+
+
+def remove_from_index(session: Session, embedding_id: int) -> None:
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("DELETE FROM embedding_fts WHERE rowid = :id"), {"id": embedding_id})
+
+
+@dataclass
+class SearchQuery:
+    q: str | None = None
+    family: str | None = None
+    type: str | None = None
+    tag: str | None = None
+    author: str | None = None
+    sort: str = "downloads"
+    limit: int = 20
+    cursor: str | None = None
+
+
+def _encode_cursor(value: object, embedding_id: int) -> str:
+    raw = json.dumps([value.isoformat() if hasattr(value, "isoformat") else value, embedding_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[object, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, embedding_id = json.loads(base64.urlsafe_b64decode(padded))
+        if sort == "recent":
+            from datetime import datetime
+
+            value = datetime.fromisoformat(value)
+        return value, int(embedding_id)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"invalid cursor ({exc}); start again without one") from None
+
+
+def _text_match(session: Session, q: str):
+    words = _WORD.findall(q.lower())
+    if not words:
+        return None
+    if session.get_bind().dialect.name == "sqlite":
+        match = " AND ".join(f'"{w}"*' for w in words)
+        return Embedding.id.in_(
+            select(text("rowid")).select_from(text("embedding_fts")).where(
+                text("embedding_fts MATCH :match").bindparams(match=match)
+            )
+        )
+    tsquery = " & ".join(f"{w}:*" for w in words)
+    return Embedding.id.in_(
+        select(text("embedding_id")).select_from(text("embedding_fts")).where(
+            text("document @@ to_tsquery('simple', :tsq)").bindparams(tsq=tsquery)
+        )
+    )
+
+
+def visible_filter(principal: Principal | None):
+    """Public items, plus private ones in namespaces the caller belongs to (all for admins)."""
+    if principal is not None and principal.is_admin:
+        return None
+    readable = [] if principal is None else [principal.username, *principal.roles]
+    return or_(Embedding.visibility == "public", Embedding.namespace.in_(readable))
+
+
+def search_embeddings(
+    session: Session, principal: Principal | None, query: SearchQuery
+) -> tuple[list[Embedding], str | None]:
+    if query.sort not in SORTS:
+        raise BadRequest(f"unknown sort {query.sort!r}; use {', '.join(SORTS)}")
+    if not 1 <= query.limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be 1-{MAX_LIMIT}")
+    key = SORTS[query.sort]
+    live = EmbeddingVersion.embedding_id == Embedding.id
+    version_filter = [live, EmbeddingVersion.yanked.is_(False)]
+    if query.family:
+        version_filter.append(EmbeddingVersion.family == query.family)
+    stmt = select(Embedding).where(exists().where(and_(*version_filter)))
+    visible = visible_filter(principal)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    if query.type:
+        stmt = stmt.where(Embedding.concept_type == query.type)
+    if query.author:
+        stmt = stmt.where(Embedding.namespace == query.author)
+    if query.tag:
+        stmt = stmt.where(
+            exists().where(
+                and_(EmbeddingTag.embedding_id == Embedding.id, EmbeddingTag.tag == query.tag)
+            )
+        )
+    if query.q:
+        match = _text_match(session, query.q)
+        if match is not None:
+            stmt = stmt.where(match)
+    if query.cursor:
+        value, last_id = _decode_cursor(query.cursor, query.sort)
+        stmt = stmt.where(or_(key < value, and_(key == value, Embedding.id < last_id)))
+    stmt = stmt.order_by(key.desc(), Embedding.id.desc()).limit(query.limit + 1)
+    rows = list(session.exec(stmt).all())
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        last = rows[-1]
+        next_cursor = _encode_cursor(getattr(last, key.key), last.id)
+    return rows, next_cursor

@@ -1,0 +1,260 @@
+"""Reading and managing embeddings: resolve references, version tags, yank, metadata, stars,
+deletion, downloads and by-hash lookups. Every read checks visibility and answers NotFound,
+never Forbidden, for a private embedding the caller may not see."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from client.core.errors import BadRequest, NotFound
+from client.core.names import validate_slug
+from registry.accounts.access import (
+    Principal,
+    require_owner,
+    require_scope,
+    require_visible,
+    require_write,
+)
+from registry.accounts.models import Scope
+
+from . import search
+from .models import Embedding, EmbeddingTag, EmbeddingVersion, Star, VersionTag
+from .publish import PublishMetadata, set_content_tags
+
+LATEST = "latest"
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def get_embedding(session: Session, principal: Principal | None, ns: str, name: str) -> Embedding:
+    row = session.exec(
+        select(Embedding).where(Embedding.namespace == ns, Embedding.name == name)
+    ).first()
+    if row is None:
+        raise NotFound(f"embedding {ns}/{name} not found")
+    require_visible(principal, row.namespace, row.visibility, f"embedding {ns}/{name}")
+    return row
+
+
+def versions_of(session: Session, embedding: Embedding) -> list[EmbeddingVersion]:
+    return list(
+        session.exec(
+            select(EmbeddingVersion)
+            .where(EmbeddingVersion.embedding_id == embedding.id)
+            .order_by(EmbeddingVersion.number)
+        ).all()
+    )
+
+
+def version_tags(session: Session, embedding: Embedding) -> dict[str, int]:
+    """Tag -> version number, ``latest`` included (the highest non-yanked version)."""
+    tags = {
+        t.tag: t.number
+        for t in session.exec(select(VersionTag).where(VersionTag.embedding_id == embedding.id))
+    }
+    latest = _latest(session, embedding)
+    if latest is not None:
+        tags[LATEST] = latest.number
+    return dict(sorted(tags.items()))
+
+
+def content_tags(session: Session, embedding: Embedding) -> list[str]:
+    return sorted(
+        session.exec(select(EmbeddingTag.tag).where(EmbeddingTag.embedding_id == embedding.id))
+    )
+
+
+def _latest(session: Session, embedding: Embedding) -> EmbeddingVersion | None:
+    return session.exec(
+        select(EmbeddingVersion)
+        .where(EmbeddingVersion.embedding_id == embedding.id, EmbeddingVersion.yanked.is_(False))
+        .order_by(EmbeddingVersion.number.desc())
+    ).first()
+
+
+def resolve_version(
+    session: Session, principal: Principal | None, ns: str, name: str, ref: str
+) -> tuple[Embedding, EmbeddingVersion]:
+    """``ref`` is a number, a tag (``latest`` by default) or ``sha256:<hex>``. Yanked versions
+    resolve only by exact number or digest."""
+    embedding = get_embedding(session, principal, ns, name)
+    where = [EmbeddingVersion.embedding_id == embedding.id]
+    if ref.isdigit():
+        where.append(EmbeddingVersion.number == int(ref))
+    elif ref.startswith("sha256:"):
+        where.append(EmbeddingVersion.digest == ref)
+    elif ref == LATEST:
+        version = _latest(session, embedding)
+        if version is None:
+            raise NotFound(f"{ns}/{name} has no version that is not yanked")
+        return embedding, version
+    else:
+        tag = session.get(VersionTag, (embedding.id, ref))
+        if tag is None:
+            raise NotFound(f"{ns}/{name} has no tag {ref!r}")
+        where.append(EmbeddingVersion.number == tag.number)
+    version = session.exec(select(EmbeddingVersion).where(*where)).first()
+    if version is None:
+        raise NotFound(f"{ns}/{name} has no version {ref}")
+    return embedding, version
+
+
+def set_tag(
+    session: Session, principal: Principal | None, ns: str, name: str, tag: str, number: int
+) -> None:
+    embedding = get_embedding(session, principal, ns, name)
+    require_write(principal, ns)
+    validate_slug(tag, "tag")
+    if tag == LATEST or tag.isdigit() or tag.startswith("sha256"):
+        raise BadRequest(f"{tag!r} cannot be set: 'latest' is automatic, numbers are versions")
+    resolve_version(session, principal, ns, name, str(number))
+    row = session.get(VersionTag, (embedding.id, tag)) or VersionTag(
+        embedding_id=embedding.id, tag=tag, number=number
+    )
+    row.number = number
+    row.updated_at = datetime.now(UTC)
+    session.add(row)
+
+
+def delete_tag(session: Session, principal: Principal | None, ns: str, name: str, tag: str) -> None:
+    embedding = get_embedding(session, principal, ns, name)
+    require_write(principal, ns)
+    row = session.get(VersionTag, (embedding.id, tag))
+    if row is None:
+        raise NotFound(f"{ns}/{name} has no tag {tag!r}")
+    session.delete(row)
+
+
+def set_yanked(
+    session: Session, principal: Principal | None, ns: str, name: str, number: int, yanked: bool
+) -> EmbeddingVersion:
+    _, version = resolve_version(session, principal, ns, name, str(number))
+    require_write(principal, ns)
+    version.yanked = yanked
+    session.add(version)
+    return version
+
+
+def update_embedding(
+    session: Session, principal: Principal | None, ns: str, name: str, meta: PublishMetadata
+) -> Embedding:
+    embedding = get_embedding(session, principal, ns, name)
+    require_write(principal, ns)
+    for field, column in (
+        ("description", "description"),
+        ("type", "concept_type"),
+        ("trigger", "trigger"),
+        ("license", "license"),
+        ("visibility", "visibility"),
+    ):
+        value = getattr(meta, field)
+        if value is not None:
+            setattr(embedding, column, value)
+    if meta.tags is not None:
+        set_content_tags(session, embedding, meta.tags)
+    embedding.updated_at = datetime.now(UTC)
+    session.add(embedding)
+    session.flush()
+    search.index_embedding(session, embedding)
+    return embedding
+
+
+def delete_embedding(session: Session, principal: Principal | None, ns: str, name: str) -> None:
+    """Rows go; blobs stay until ``lexicon-registry gc`` (other embeddings may share them)."""
+    embedding = get_embedding(session, principal, ns, name)
+    require_owner(principal, ns)
+    search.remove_from_index(session, embedding.id)
+    for model in (VersionTag, EmbeddingTag, Star, EmbeddingVersion):
+        for row in session.exec(select(model).where(model.embedding_id == embedding.id)):
+            session.delete(row)
+    session.flush()
+    session.delete(embedding)
+
+
+def _trending(downloads: int, stars: int, created_at: datetime) -> float:
+    """A 'hot' score: log of interest plus creation time, so newer items need fewer downloads.
+    It only changes on events, which keeps keyset pagination stable."""
+    created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return math.log10(max(downloads + 3 * stars, 1)) + created.timestamp() / 45_000
+
+
+def _update_trending(session: Session, embedding: Embedding) -> None:
+    embedding.trending = _trending(embedding.downloads, embedding.stars, embedding.created_at)
+    session.add(embedding)
+
+
+def set_star(
+    session: Session, principal: Principal | None, ns: str, name: str, starred: bool
+) -> Embedding:
+    embedding = get_embedding(session, principal, ns, name)
+    principal = require_scope(principal, Scope.READ)
+    row = session.get(Star, (principal.user_id, embedding.id))
+    if starred and row is None:
+        session.add(Star(user_id=principal.user_id, embedding_id=embedding.id))
+    elif not starred and row is not None:
+        session.delete(row)
+    session.flush()
+    count = session.exec(select(func.count()).where(Star.embedding_id == embedding.id)).one()
+    embedding.stars = int(count)
+    _update_trending(session, embedding)
+    return embedding
+
+
+def count_download(session: Session, embedding: Embedding) -> None:
+    session.execute(
+        update(Embedding)
+        .where(Embedding.id == embedding.id)
+        .values(downloads=Embedding.downloads + 1)
+    )
+    session.refresh(embedding)
+    _update_trending(session, embedding)
+
+
+@dataclass
+class LookupHit:
+    embedding: Embedding
+    version: EmbeddingVersion
+
+
+def lookup(session: Session, principal: Principal | None, value: str) -> list[LookupHit]:
+    """Any digest, the full sha256 of an original upload, or its 10/12-character prefix
+    (A1111 and Civitai short hashes)."""
+    raw = value.strip().lower().removeprefix("sha256:")
+    if not _HEX.match(raw) or not 8 <= len(raw) <= 64:
+        raise BadRequest("hash must be sha256:<hex>, 64 hex characters or a 8-12 hex prefix")
+    if len(raw) == 64:
+        cond = (EmbeddingVersion.digest == f"sha256:{raw}") | (
+            EmbeddingVersion.upload_sha256 == raw
+        )
+    else:
+        cond = EmbeddingVersion.upload_sha256.startswith(raw) | EmbeddingVersion.digest.startswith(
+            f"sha256:{raw}"
+        )
+    stmt = (
+        select(Embedding, EmbeddingVersion)
+        .join(EmbeddingVersion, EmbeddingVersion.embedding_id == Embedding.id)
+        .where(cond)
+        .order_by(Embedding.namespace, Embedding.name, EmbeddingVersion.number)
+        .limit(100)
+    )
+    visible = search.visible_filter(principal)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    return [LookupHit(e, v) for e, v in session.exec(stmt).all()]
+
+
+def blob_visible(session: Session, principal: Principal | None, digest: str) -> bool:
+    stmt = (
+        select(EmbeddingVersion.id)
+        .join(Embedding, EmbeddingVersion.embedding_id == Embedding.id)
+        .where(EmbeddingVersion.digest == digest)
+    )
+    visible = search.visible_filter(principal)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    return session.exec(stmt.limit(1)).first() is not None
