@@ -62,7 +62,11 @@ def serve(
     os.environ["LEXICON_DATA_DIR"] = str(settings.data_dir.resolve())
     typer.echo(f"Lexicon Hub registry on http://{host}:{port} (data: {settings.data_dir})")
     uvicorn.run(
-        "registry.app:create_app", factory=True, host=host, port=port, workers=workers,
+        "registry.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
         access_log=False,
     )
 

@@ -46,11 +46,15 @@ def configure_logging(level: str) -> None:
 class RequestMetrics:
     def __init__(self, registry) -> None:
         self.requests = Counter(
-            "lexicon_http_requests_total", "HTTP requests", ["method", "route", "status"],
+            "lexicon_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
             registry=registry,
         )
         self.latency = Histogram(
-            "lexicon_http_request_seconds", "HTTP request latency", ["method", "route"],
+            "lexicon_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
             registry=registry,
         )
 
@@ -72,8 +76,10 @@ def request_middleware(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -81,18 +87,23 @@ def request_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or scope.get("path", "")
-            metrics: RequestMetrics | None = getattr(
-                scope["app"].state, "request_metrics", None
-            ) if "app" in scope else None
+            metrics: RequestMetrics | None = (
+                getattr(scope["app"].state, "request_metrics", None) if "app" in scope else None
+            )
             if metrics is not None:
                 metrics.requests.labels(scope["method"], route, str(status)).inc()
                 metrics.latency.labels(scope["method"], route).observe(elapsed)
             log.info(
                 "request",
-                extra={"fields": {
-                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
-                    "status": status, "ms": round(elapsed * 1000, 1),
-                }},
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round(elapsed * 1000, 1),
+                    }
+                },
             )
 
     return middleware

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     )
     # Blob storage: "local" (default, <data_dir>/blobs) or "s3".
     storage: str = Field("local", description="local | s3")
-    blob_dir: Path | None = Field(None, description="Local blob directory (default <data_dir>/blobs).")
+    blob_dir: Path | None = Field(
+        None, description="Local blob directory (default <data_dir>/blobs)."
+    )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto); None = AWS.")
     s3_bucket: str = Field("lexicon", description="S3 bucket holding blobs.")
     s3_region: str = Field("us-east-1", description="S3 region.")

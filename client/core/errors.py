@@ -44,50 +44,73 @@ class ErrorSpec:
 
 ERRORS: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.INVALID_EMBEDDING: ErrorSpec(
-        422, "Not a textual-inversion embedding",
+        422,
+        "Not a textual-inversion embedding",
         "Give a textual-inversion file: diffusers .bin/.safetensors, A1111 .pt/.safetensors, "
-        "kohya safetensors, SDXL clip_l/clip_g, or an A1111 embedding PNG."),
+        "kohya safetensors, SDXL clip_l/clip_g, or an A1111 embedding PNG.",
+    ),
     ErrorCode.UNSUPPORTED_FORMAT: ErrorSpec(
-        415, "Unsupported file format",
+        415,
+        "Unsupported file format",
         "Convert the file first (`hub convert IN OUT --to canonical`); the registry accepts "
-        "canonical safetensors only."),
+        "canonical safetensors only.",
+    ),
     ErrorCode.UNSAFE_PICKLE: ErrorSpec(
-        422, "Refused pickle",
+        422,
+        "Refused pickle",
         "The pickle asks for code beyond plain tensors; it was not run. Ask the author for a "
-        ".safetensors file."),
+        ".safetensors file.",
+    ),
     ErrorCode.NON_FINITE: ErrorSpec(
-        422, "Embedding holds NaN or infinite values",
-        "Re-train or re-export the embedding; NaN/inf vectors break every prompt they are in."),
+        422,
+        "Embedding holds NaN or infinite values",
+        "Re-train or re-export the embedding; NaN/inf vectors break every prompt they are in.",
+    ),
     ErrorCode.BAD_SHAPE: ErrorSpec(
-        422, "Embedding has a shape no known text encoder takes",
-        "Use 1-75 vectors, 768 wide (SD 1.x), 1024 (SD 2.x) or 768 + 1280 (SDXL clip_l + clip_g)."),
+        422,
+        "Embedding has a shape no known text encoder takes",
+        "Use 1-75 vectors, 768 wide (SD 1.x), 1024 (SD 2.x) or 768 + 1280 (SDXL clip_l + clip_g).",
+    ),
     ErrorCode.BAD_DTYPE: ErrorSpec(
-        422, "Unsupported tensor dtype",
-        "Save the vectors as float32, float16 or bfloat16."),
+        422, "Unsupported tensor dtype", "Save the vectors as float32, float16 or bfloat16."
+    ),
     ErrorCode.TOO_LARGE: ErrorSpec(
-        413, "File too large",
-        "Embeddings are a few KB; check that this is not a model checkpoint or a LoRA."),
+        413,
+        "File too large",
+        "Embeddings are a few KB; check that this is not a model checkpoint or a LoRA.",
+    ),
     ErrorCode.INCOMPATIBLE: ErrorSpec(
-        422, "Embedding does not fit this base model",
-        "Pick an embedding trained for this base-model family, or declare the right base model."),
+        422,
+        "Embedding does not fit this base model",
+        "Pick an embedding trained for this base-model family, or declare the right base model.",
+    ),
     ErrorCode.NOT_CANONICAL: ErrorSpec(
-        415, "Upload is not canonical safetensors",
-        "Upload through `hub push`, which converts, or `hub convert IN OUT --to canonical` first."),
+        415,
+        "Upload is not canonical safetensors",
+        "Upload through `hub push`, which converts, or `hub convert IN OUT --to canonical` first.",
+    ),
     ErrorCode.DIGEST_MISMATCH: ErrorSpec(
-        502, "Downloaded bytes do not match their digest",
-        "Retry; if it persists the server or a proxy is corrupting the download."),
+        502,
+        "Downloaded bytes do not match their digest",
+        "Retry; if it persists the server or a proxy is corrupting the download.",
+    ),
     ErrorCode.BAD_NAME: ErrorSpec(
-        422, "Invalid name",
+        422,
+        "Invalid name",
         "Use 1-64 characters: lowercase letters, digits, '-', '_' and '.', starting with a letter "
-        "or digit."),
+        "or digit.",
+    ),
     ErrorCode.BAD_REQUEST: ErrorSpec(400, "Bad request", "Check the request against /schema."),
     ErrorCode.NOT_FOUND: ErrorSpec(
-        404, "Not found", "Check the name and version; private items show only to their team."),
+        404, "Not found", "Check the name and version; private items show only to their team."
+    ),
     ErrorCode.CONFLICT: ErrorSpec(409, "Conflict", "Reload the resource and retry."),
     ErrorCode.UNAUTHORIZED: ErrorSpec(
-        401, "Authentication required", "Pass a valid API token (`hub login`)."),
+        401, "Authentication required", "Pass a valid API token (`hub login`)."
+    ),
     ErrorCode.FORBIDDEN: ErrorSpec(
-        403, "Not allowed", "Use a token with the needed scope and role in this namespace."),
+        403, "Not allowed", "Use a token with the needed scope and role in this namespace."
+    ),
     ErrorCode.RATE_LIMITED: ErrorSpec(429, "Too many requests", "Wait and retry."),
     ErrorCode.INTERNAL: ErrorSpec(500, "Internal error", "Retry; report it if it persists."),
     ErrorCode.UNAVAILABLE: ErrorSpec(503, "Service unavailable", "Retry shortly."),

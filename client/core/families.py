@@ -77,7 +77,7 @@ def get_family(name: str) -> Family:
 
 
 def family_for_base_model(base_model: str) -> Family | None:
-    """The family a known base-model id belongs to (None for ids we do not know, e.g. fine-tunes)."""
+    """The family of a known base-model id (None for ids we do not know, e.g. fine-tunes)."""
     for family in FAMILIES.values():
         if base_model in family.base_models:
             return family

@@ -28,8 +28,11 @@ def token_json(token: ApiToken) -> dict[str, Any]:
 
 
 def user_json(user: User) -> dict[str, Any]:
-    return {"username": user.username, "is_admin": user.is_admin,
-            "created_at": user.created_at.isoformat()}
+    return {
+        "username": user.username,
+        "is_admin": user.is_admin,
+        "created_at": user.created_at.isoformat(),
+    }
 
 
 class AccountController(Controller):
@@ -58,7 +61,10 @@ class AccountController(Controller):
         with session_scope(registry.engine) as session:
             user = session.get(User, principal.user_id)
             secret, token = services.create_token(
-                session, user, str(data.get("name") or "token"), scopes,
+                session,
+                user,
+                str(data.get("name") or "token"),
+                scopes,
                 data.get("expires_in_days"),
             )
             return {**token_json(token), "token": secret}
@@ -67,7 +73,9 @@ class AccountController(Controller):
     def list_tokens(self, registry: Registry, principal: Principal | None) -> dict[str, Any]:
         principal = require_scope(principal, Scope.READ)
         with session_scope(registry.engine) as session:
-            return {"items": [token_json(t) for t in services.list_tokens(session, principal.user_id)]}
+            return {
+                "items": [token_json(t) for t in services.list_tokens(session, principal.user_id)]
+            }
 
     @delete("/tokens/{token_id:int}", sync_to_thread=True, status_code=204)
     def revoke_token(self, registry: Registry, principal: Principal | None, token_id: int) -> None:
@@ -90,8 +98,11 @@ class AccountController(Controller):
             raise BadRequest('send {"username": ..., "password": ...}')
         with session_scope(registry.engine) as session:
             user = services.create_user(
-                session, username, is_admin=bool(data.get("is_admin")) and admin,
-                email=data.get("email"), password=data.get("password"),
+                session,
+                username,
+                is_admin=bool(data.get("is_admin")) and admin,
+                email=data.get("email"),
+                password=data.get("password"),
             )
             secret, token = services.create_token(session, user, "first token")
             return {**user_json(user), "token": secret}
@@ -122,12 +133,20 @@ class AccountController(Controller):
             org = services.get_org(session, org_name)
             if principal is None or not (principal.is_admin or principal.role_in(org_name)):
                 raise NotFound(f"organisation {org_name!r} not found")
-            return {"items": [{"username": u.username, "role": r}
-                              for u, r in services.org_members(session, org)]}
+            return {
+                "items": [
+                    {"username": u.username, "role": r}
+                    for u, r in services.org_members(session, org)
+                ]
+            }
 
     @put("/orgs/{org_name:str}/members/{username:str}", sync_to_thread=True)
     def set_member(
-        self, registry: Registry, principal: Principal | None, org_name: str, username: str,
+        self,
+        registry: Registry,
+        principal: Principal | None,
+        org_name: str,
+        username: str,
         data: dict[str, Any],
     ) -> dict[str, Any]:
         self._require_org_owner(principal, org_name)

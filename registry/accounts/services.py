@@ -135,9 +135,7 @@ def create_token(
 ) -> tuple[str, ApiToken]:
     """Returns the secret (shown once, never stored) and the stored row."""
     secret, prefix, token_hash = new_token()
-    expires_at = (
-        datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-    )
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     token = ApiToken(
         user_id=user.id,
         name=name[:100] or "token",
@@ -171,9 +169,7 @@ def revoke_token(session: Session, user_id: int, token_id: int, *, admin: bool =
 
 def principal_for_token(session: Session, secret: str) -> Principal | None:
     """The caller behind a bearer token, or None for an unknown, revoked or expired token."""
-    token = session.exec(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(secret))
-    ).first()
+    token = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(secret))).first()
     if token is None or not token_matches(secret, token.token_hash):
         return None
     now = datetime.now(UTC)

@@ -54,7 +54,7 @@ def render(vectors: Vectors, fmt: str, name: str, number: int) -> DownloadPlan:
 
     files = embedding_to_files(vectors, fmt, stem=f"{name}-v{number}")
     if len(files) == 1:
-        (filename, content), = files.items()
+        ((filename, content),) = files.items()
         return DownloadPlan(vectors.digest, filename, content=content)
     import io
     import zipfile
@@ -64,6 +64,8 @@ def render(vectors: Vectors, fmt: str, name: str, number: int) -> DownloadPlan:
         for filename, content in files.items():
             archive.writestr(filename, content)
     return DownloadPlan(
-        vectors.digest, f"{name}-v{number}-diffusers.zip", content=buffer.getvalue(),
+        vectors.digest,
+        f"{name}-v{number}-diffusers.zip",
+        content=buffer.getvalue(),
         media_type="application/zip",
     )

@@ -57,9 +57,7 @@ class PublishMetadata:
 
     def validate(self) -> None:
         if self.type is not None and self.type not in {t.value for t in ConceptType}:
-            raise BadRequest(
-                f"unknown type {self.type!r}; use style, object, subject or negative"
-            )
+            raise BadRequest(f"unknown type {self.type!r}; use style, object, subject or negative")
         if self.visibility is not None and self.visibility not in {v.value for v in Visibility}:
             raise BadRequest(f"unknown visibility {self.visibility!r}; use public or private")
         for tag in self.tags or []:
@@ -84,7 +82,11 @@ def _existing(session: Session, embedding_id: int, digest: str) -> EmbeddingVers
 
 
 def _get_or_create_embedding(
-    session: Session, principal: Principal, namespace: str, name: str, meta: PublishMetadata,
+    session: Session,
+    principal: Principal,
+    namespace: str,
+    name: str,
+    meta: PublishMetadata,
     vectors: Vectors,
 ) -> Embedding:
     row = session.exec(

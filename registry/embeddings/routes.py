@@ -146,14 +146,22 @@ class EmbeddingController(Controller):
 
     @post("/versions/{number:int}/yank", sync_to_thread=True, status_code=200)
     def yank(
-        self, registry: Registry, principal: Principal | None, namespace: str, name: str,
+        self,
+        registry: Registry,
+        principal: Principal | None,
+        namespace: str,
+        name: str,
         number: int,
     ) -> dict[str, Any]:
         return self._set_yanked(registry, principal, namespace, name, number, True)
 
     @post("/versions/{number:int}/unyank", sync_to_thread=True, status_code=200)
     def unyank(
-        self, registry: Registry, principal: Principal | None, namespace: str, name: str,
+        self,
+        registry: Registry,
+        principal: Principal | None,
+        namespace: str,
+        name: str,
         number: int,
     ) -> dict[str, Any]:
         return self._set_yanked(registry, principal, namespace, name, number, False)
@@ -167,8 +175,13 @@ class EmbeddingController(Controller):
 
     @put("/tags/{tag:str}", sync_to_thread=True, summary="Point a tag at a version")
     def put_tag(
-        self, registry: Registry, principal: Principal | None, namespace: str, name: str,
-        tag: str, data: dict[str, Any],
+        self,
+        registry: Registry,
+        principal: Principal | None,
+        namespace: str,
+        name: str,
+        tag: str,
+        data: dict[str, Any],
     ) -> dict[str, int]:
         number = data.get("version")
         if not isinstance(number, int):
@@ -232,8 +245,9 @@ def blob_exists(registry: Registry, principal: Principal | None, digest: str) ->
 
 
 @get("/api/v1/lookup", sync_to_thread=True, tags=["blobs"], summary="Find versions by any hash")
-def lookup(registry: Registry, principal: Principal | None, hash_: Annotated[
-    str, Parameter(query="hash")]) -> dict[str, Any]:
+def lookup(
+    registry: Registry, principal: Principal | None, hash_: Annotated[str, Parameter(query="hash")]
+) -> dict[str, Any]:
     with session_scope(registry.engine) as session:
         hits = services.lookup(session, principal, hash_)
         return {"items": [version_json(h.embedding, h.version) for h in hits]}

@@ -111,15 +111,15 @@ def _text_match(session: Session, q: str):
     if session.get_bind().dialect.name == "sqlite":
         match = " AND ".join(f'"{w}"*' for w in words)
         return Embedding.id.in_(
-            select(text("rowid")).select_from(text("embedding_fts")).where(
-                text("embedding_fts MATCH :match").bindparams(match=match)
-            )
+            select(text("rowid"))
+            .select_from(text("embedding_fts"))
+            .where(text("embedding_fts MATCH :match").bindparams(match=match))
         )
     tsquery = " & ".join(f"{w}:*" for w in words)
     return Embedding.id.in_(
-        select(text("embedding_id")).select_from(text("embedding_fts")).where(
-            text("document @@ to_tsquery('simple', :tsq)").bindparams(tsq=tsquery)
-        )
+        select(text("embedding_id"))
+        .select_from(text("embedding_fts"))
+        .where(text("document @@ to_tsquery('simple', :tsq)").bindparams(tsq=tsquery))
     )
 
 
