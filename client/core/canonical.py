@@ -85,6 +85,14 @@ def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str
             dtype_str, shape, (start, end) = spec["dtype"], spec["shape"], spec["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise InvalidEmbedding(f"safetensors entry {name!r} is malformed") from None
+        if not (
+            isinstance(dtype_str, str)
+            and isinstance(shape, list)
+            and all(_is_count(v) for v in (*shape, start, end))
+        ):
+            raise InvalidEmbedding(
+                f"safetensors entry {name!r} is malformed (dtype, shape or offsets)"
+            )
         if dtype_str not in DTYPES:
             raise BadDtype(
                 f"tensor {name!r} is {dtype_str}; use float32 (F32), float16 (F16) or "
@@ -100,6 +108,10 @@ def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str
         array = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
         tensors[name] = array.astype(DTYPES[dtype_str], copy=True)
     return tensors, metadata
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def embedding_digest(embedding: Embedding) -> str:

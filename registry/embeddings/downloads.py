@@ -3,18 +3,18 @@ bytes) or return the bytes (local store, or a converted format)."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass
 
 from client.core.canonical import parse_safetensors
 from client.core.embedding import Embedding as Vectors
-from client.core.errors import BadRequest
+from client.core.writers import check_format, embedding_to_bytes
 from registry.accounts.access import Principal
 from registry.context import Registry
 from registry.db import session_scope
 
 from . import services
-
-FORMATS = ("canonical", "a1111", "diffusers", "kohya")
 
 
 @dataclass
@@ -29,8 +29,7 @@ class DownloadPlan:
 def plan_download(
     registry: Registry, principal: Principal | None, ns: str, name: str, ref: str, fmt: str
 ) -> DownloadPlan:
-    if fmt not in FORMATS:
-        raise BadRequest(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
+    check_format(fmt)
     with session_scope(registry.engine) as session:
         embedding, version = services.resolve_version(session, principal, ns, name, ref)
         services.count_download(session, embedding)
@@ -49,23 +48,19 @@ def plan_download(
 
 
 def render(vectors: Vectors, fmt: str, name: str, number: int) -> DownloadPlan:
-    """A converted file (one file; SDXL in diffusers format is a zip of the two-file pair)."""
-    from client.core.writers import embedding_to_files
-
-    files = embedding_to_files(vectors, fmt, stem=f"{name}-v{number}")
+    """A converted file; SDXL in diffusers format is its two-file pair, zipped."""
+    files = embedding_to_bytes(vectors, fmt)
+    stem = f"{name}-v{number}"
     if len(files) == 1:
-        ((filename, content),) = files.items()
-        return DownloadPlan(vectors.digest, filename, content=content)
-    import io
-    import zipfile
-
+        (content,) = files.values()
+        return DownloadPlan(vectors.digest, f"{stem}-{fmt}.safetensors", content=content)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for filename, content in files.items():
             archive.writestr(filename, content)
     return DownloadPlan(
         vectors.digest,
-        f"{name}-v{number}-diffusers.zip",
+        f"{stem}-{fmt}.zip",
         content=buffer.getvalue(),
         media_type="application/zip",
     )
