@@ -1,10 +1,10 @@
 """Alembic environment: runs migrations on the URL given by registry.migrations (or -x url=)."""
 
+from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401  (fills SQLModel.metadata)
-from alembic import context
 from registry.migrations import include_object
 
 config = context.config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -11,7 +12,6 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401
-from alembic import command
 
 ROOT = Path(__file__).resolve().parent.parent
 # Search indexes (SQLite FTS5 tables, PostgreSQL tsvector indexes) are created by hand in the
