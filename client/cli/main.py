@@ -1,7 +1,7 @@
-"""Entry point of the ``hub`` console script: imports every command module so they register."""
+"""Entry point of the ``hub`` console script: imports every command module so they register
+themselves on ``app``."""
 
-# Command modules register themselves on ``app`` when imported.
-from . import formats_cmds  # noqa: E402,F401  (hub inspect, hub convert)
+from . import dev_cmds, formats_cmds  # noqa: F401
 from .app import app
 
 __all__ = ["app"]

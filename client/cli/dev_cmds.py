@@ -1,0 +1,54 @@
+"""``hub dev …``: developer helpers. ``hub dev tiny-pipeline OUT --family sd1`` writes a tiny
+diffusers pipeline (real classes, random weights, real text-encoder widths) to try embeddings
+against without downloading a model. torch/diffusers are imported inside the command."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from .app import app
+
+dev_app = typer.Typer(
+    name="dev",
+    help="Developer helpers (need the diffusers extra: torch, diffusers, transformers).",
+    no_args_is_help=True,
+)
+app.add_typer(dev_app, name="dev")
+
+
+class FamilyName(StrEnum):
+    sd1 = "sd1"
+    sd2 = "sd2"
+    sdxl = "sdxl"
+
+
+@dev_app.command("tiny-pipeline")
+def tiny_pipeline_cmd(
+    out: Path = typer.Argument(..., help="Folder to write the pipeline into (save_pretrained)."),
+    family: FamilyName = typer.Option(FamilyName.sd1, "--family", help="Base-model family."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
+) -> None:
+    """Write a tiny random-weight pipeline that ``from_pretrained(OUT)`` loads offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if out.exists() and any(out.iterdir()):
+        typer.echo(f"error: {out} exists and is not empty; pick a new folder", err=True)
+        raise typer.Exit(2)
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        typer.echo(
+            f"error: {exc}; install the diffusers extra: pip install 'lexicon-hub[diffusers]'",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    from client.testing import pipeline_class, save_tiny_pipeline
+
+    save_tiny_pipeline(family.value, out, seed=seed)
+    cls = pipeline_class(family.value).__name__
+    typer.echo(f"wrote a tiny {family.value} pipeline to {out} (load: {cls}.from_pretrained)")

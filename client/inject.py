@@ -1,0 +1,455 @@
+"""Put textual-inversion embeddings into a diffusers pipeline, and take them out again exactly.
+
+An embedding is a few rows for the text encoder's token table plus the tokens that select them.
+:func:`load_embedding` / :func:`load_embeddings` check everything first (family against the
+pipeline's encoder widths, token names against both tokenizers), then, in one fenced block, add
+the tokens, resize each token table once and write the rows. A refusal leaves the pipeline as it
+was; so does a failure inside the block (it is rolled back).
+
+Tokens. An embedding of ``n`` vectors with trigger ``<t>`` adds the tokens ``<t>``, ``<t>_1`` …
+``<t>_{n-1}`` (diffusers' own convention). The load functions return the *triggers*: write
+``<t>`` in a prompt. Pipelines with diffusers' TextualInversionLoaderMixin (StableDiffusion*,
+StableDiffusionXL*) expand a trigger into all its tokens in ``encode_prompt``; when you call the
+tokenizer and text encoder yourself, pass the prompt through :func:`expand_prompt` first. Tokens
+are matched case-sensitively (they are added un-normalized, so ``EasyNegative`` stays one token
+and diffusers' expansion finds it).
+
+SDXL: ``clip_l`` goes to ``text_encoder`` and ``clip_g`` to ``text_encoder_2``, in one call.
+torch is imported inside the functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from client.core.embedding import Embedding
+from client.core.errors import (
+    BadName,
+    BadShape,
+    Conflict,
+    IncompatibleEmbedding,
+    LexiconError,
+    NotFound,
+)
+from client.core.families import family_for_widths
+
+FILE_SUFFIXES = (".pt", ".bin", ".safetensors", ".ckpt", ".png")
+_SIBLING = re.compile(r"^(.+)_(\d+)$")
+
+
+class Puller(Protocol):
+    """What :func:`load_embedding` needs of a registry client: fetch a reference to a file."""
+
+    def pull(self, ref: str) -> Path: ...
+
+
+Item = Embedding | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One tokenizer/text-encoder pair of the pipeline."""
+
+    attr: str  # "text_encoder" or "text_encoder_2"
+    tokenizer: Any
+    encoder: Any
+
+    @property
+    def width(self) -> int:
+        return int(self.encoder.get_input_embeddings().weight.shape[1])
+
+    @property
+    def rows(self) -> int:
+        return int(self.encoder.get_input_embeddings().weight.shape[0])
+
+
+@dataclass(frozen=True)
+class _Planned:
+    label: str
+    embedding: Embedding
+    trigger: str
+    plan: dict[str, str]  # slot attr -> embedding encoder key
+
+    @property
+    def tokens(self) -> list[str]:
+        return token_names(self.trigger, self.embedding.num_vectors)
+
+
+def token_names(trigger: str, count: int) -> list[str]:
+    """The tokens an embedding of ``count`` vectors adds: ``<t>``, ``<t>_1`` … ``<t>_{n-1}``."""
+    return [trigger] + [f"{trigger}_{i}" for i in range(1, count)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def load_embedding(
+    pipe: Any,
+    ref_or_path: Item | Sequence[Item],
+    *,
+    token: str | None = None,
+    hub: Puller | None = None,
+) -> list[str]:
+    """Load one embedding (an :class:`Embedding`, a local file in any supported format, or a
+    registry reference such as ``ns/name@3``) into ``pipe``; returns ``[trigger]``, the token to
+    write in prompts. ``token`` overrides the name the file carries. A list or tuple of items
+    goes to :func:`load_embeddings`."""
+    if isinstance(ref_or_path, list | tuple):
+        if token is not None:
+            raise BadName("token= names one embedding; use load_embeddings(..., tokens=[...])")
+        return load_embeddings(pipe, ref_or_path, hub=hub)
+    return load_embeddings(pipe, [ref_or_path], tokens=[token], hub=hub)
+
+
+def load_embeddings(
+    pipe: Any,
+    items: Sequence[Item],
+    *,
+    tokens: Sequence[str | None] | None = None,
+    hub: Puller | None = None,
+) -> list[str]:
+    """Load several embeddings at once (each token table is resized once); returns one trigger
+    per item, in order. Nothing changes unless every item fits."""
+    if tokens is not None and len(tokens) != len(items):
+        raise BadName(f"{len(items)} embeddings but {len(tokens)} tokens; give one token per item")
+    slots = _slots(pipe)
+    planned = [
+        _plan(item, (tokens or [None] * len(items))[i], slots, hub) for i, item in enumerate(items)
+    ]
+    _check_tokens(planned, slots)
+    _apply(planned, slots)
+    return [p.trigger for p in planned]
+
+
+def unload_embedding(pipe: Any, tokens: str | Iterable[str]) -> None:
+    """Remove embeddings by trigger (with all their ``_1``… tokens), restoring each tokenizer's
+    vocabulary and token table to what they were without them. Tokens loaded by other means
+    (e.g. diffusers' ``load_textual_inversion``) keep their vectors."""
+    triggers = [tokens] if isinstance(tokens, str) else list(dict.fromkeys(tokens))
+    slots = _slots(pipe)
+    removals: list[tuple[_Slot, set[str]]] = []
+    for slot in slots:
+        added = slot.tokenizer.added_tokens_encoder
+        base = int(slot.tokenizer.vocab_size)
+        loaded = sorted(t for t, i in added.items() if i >= base)
+        remove: set[str] = set()
+        for trigger in triggers:
+            sibling = _SIBLING.match(trigger)
+            if sibling and added.get(sibling.group(1), -1) >= base:
+                trigger = sibling.group(1)  # "<t>_1" names <t>'s embedding: remove all of it
+            if added.get(trigger, -1) < base:
+                raise NotFound(
+                    f"{trigger!r} is not an embedding token of this pipeline's {slot.attr}; "
+                    f"loaded: {', '.join(loaded) or 'none'}"
+                )
+            remove.update(_with_siblings(trigger, added))
+        if slot.rows != len(slot.tokenizer):
+            raise _table_mismatch(slot)
+        if not hasattr(slot.tokenizer, "backend_tokenizer"):
+            raise LexiconError(
+                f"{slot.attr}'s tokenizer is not a fast (tokenizers-backed) tokenizer; "
+                "unloading needs one (load the pipeline with its default CLIPTokenizer)"
+            )
+        removals.append((slot, remove))
+    for slot, remove in removals:  # ---- mutation: validated above ----
+        _remove_tokens(slot, remove)
+
+
+def expand_prompt(pipe_or_tokenizer: Any, prompt: str | list[str]) -> str | list[str]:
+    """Replace each multi-vector trigger ``<t>`` in ``prompt`` with ``<t> <t>_1 … <t>_{n-1}``
+    (already expanded triggers are left alone). Needed only when you tokenize prompts yourself:
+    diffusers' pipelines expand triggers in ``encode_prompt``, so pass them the bare trigger."""
+    if isinstance(prompt, list):
+        return [expand_prompt(pipe_or_tokenizer, p) for p in prompt]  # type: ignore[misc]
+    tokenizer = getattr(pipe_or_tokenizer, "tokenizer", None) or getattr(
+        pipe_or_tokenizer, "tokenizer_2", pipe_or_tokenizer
+    )
+    added = tokenizer.added_tokens_encoder
+    expansions = {t: _with_siblings(t, added) for t in added if f"{t}_1" in added}
+    if not expansions:
+        return prompt
+    ordered = sorted(expansions, key=len, reverse=True)  # longest first: "<ab>" before "<a>"
+    alternatives = []
+    for i, trigger in enumerate(ordered):
+        rest = "".join(r"\s+" + re.escape(t) for t in expansions[trigger][1:])
+        alternatives.append(f"(?P<t{i}>{re.escape(trigger)}(?:{rest})?)")
+    pattern = re.compile("(?:" + "|".join(alternatives) + r")(?!_\d)")
+
+    def replace(match: re.Match[str]) -> str:
+        return " ".join(expansions[ordered[int(str(match.lastgroup)[1:])]])
+
+    return pattern.sub(replace, prompt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation (nothing here changes the pipeline)
+
+
+def _slots(pipe: Any) -> list[_Slot]:
+    slots = []
+    for tok_attr, enc_attr in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
+        tokenizer, encoder = getattr(pipe, tok_attr, None), getattr(pipe, enc_attr, None)
+        if tokenizer is None and encoder is None:
+            continue
+        if tokenizer is None or encoder is None:
+            missing = tok_attr if tokenizer is None else enc_attr
+            raise IncompatibleEmbedding(
+                f"this pipeline has no {missing} beside its "
+                f"{enc_attr if tokenizer is None else tok_attr}; load it with both"
+            )
+        slots.append(_Slot(enc_attr, tokenizer, encoder))
+    if not slots:
+        raise IncompatibleEmbedding(
+            f"{type(pipe).__name__} has no tokenizer/text_encoder; textual-inversion embeddings "
+            "need a pipeline with a CLIP text encoder (StableDiffusion*, StableDiffusionXL*)"
+        )
+    return slots
+
+
+def describe_pipeline(pipe: Any) -> str:
+    """E.g. "this pipeline's text encoder is 1024 wide (sd2)"."""
+    return _describe(_slots(pipe))
+
+
+def _describe(slots: list[_Slot]) -> str:
+    names = [s.attr for s in slots]
+    widths = {s.attr: s.width for s in slots}
+    family = "no known family"
+    keys = {"text_encoder": "emb_params"}
+    if names == ["text_encoder", "text_encoder_2"]:
+        keys = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
+    if names == ["text_encoder_2"] and widths["text_encoder_2"] == 1280:
+        family = "sdxl refiner, clip_g only"
+    else:
+        with contextlib.suppress(BadShape, KeyError):
+            family = family_for_widths({keys[n]: widths[n] for n in names}).name
+    noun = "text encoder is" if len(slots) == 1 else "text encoders are"
+    shown = " + ".join(str(widths[n]) for n in names)
+    return f"this pipeline's {noun} {shown} wide ({family})"
+
+
+def _plan(item: Item, token: str | None, slots: list[_Slot], hub: Puller | None) -> _Planned:
+    embedding, label, name = _resolve(item, hub)
+    family = embedding.family
+    attrs = [s.attr for s in slots]
+    if family.name == "sdxl":
+        wanted = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
+        fits = "text_encoder_2" in attrs and set(attrs) <= wanted.keys()
+    else:
+        wanted = {"text_encoder": "emb_params"}
+        fits = attrs == ["text_encoder"]
+    fits = fits and all(s.width == family.encoders[wanted[s.attr]] for s in slots)
+    if not fits:
+        raise IncompatibleEmbedding(
+            f"{label} is {family.describe()}, {_describe(slots)}; use a {family.title} "
+            "pipeline, or an embedding made for this pipeline's base model"
+        )
+    trigger = token or embedding.token or (f"<{name}>" if name else None)
+    if not trigger:
+        raise BadName(f"{label} names no token; pass token='<my-token>'")
+    if not trigger.strip() or any(c.isspace() for c in trigger):
+        raise BadName(f"token {trigger!r} is empty or holds whitespace; pass token='<my-token>'")
+    return _Planned(label, embedding, trigger, {s.attr: wanted[s.attr] for s in slots})
+
+
+def _resolve(item: Item, hub: Puller | None) -> tuple[Embedding, str, str | None]:
+    """The embedding, a label for messages, and a name to derive a token from."""
+    if isinstance(item, Embedding):
+        return item, f"embedding {item.token}" if item.token else "the embedding", None
+    if isinstance(item, os.PathLike):
+        path = Path(item)
+        if not path.is_file():
+            raise NotFound(f"no embedding file at {path}")
+        return _read(path), path.name, path.stem
+    if not isinstance(item, str):
+        raise TypeError(f"expected an Embedding, a path or a reference, got {type(item).__name__}")
+    path = Path(item).expanduser()
+    if path.is_file():
+        return _read(path), path.name, path.stem
+    if item.lower().endswith(FILE_SUFFIXES) or item.startswith((".", "/", "~")):
+        raise NotFound(f"no embedding file at {item}")
+    name = _ref_name(item)
+    local = Path(_hub(hub, item).pull(item))
+    return _read(local), item, name
+
+
+def _ref_name(text: str) -> str:
+    try:
+        from client.refs import Ref
+    except ImportError:  # pragma: no cover - client.refs ships with the client
+        match = re.fullmatch(r"[^/\s@:]+/([^/\s@:]+)(?:[@:]\S+)?", text)
+        if not match:
+            raise NotFound(f"{text!r} is neither a file nor a registry reference") from None
+        return match.group(1)
+    try:
+        return Ref.parse(text).name
+    except BadName as exc:
+        raise NotFound(f"{text!r} is not a file here, nor a registry reference: {exc}") from None
+
+
+def _hub(hub: Puller | None, ref: str) -> Puller:
+    if hub is not None:
+        return hub
+    try:
+        from client.hub import Hub  # type: ignore[import-not-found]
+    except ImportError:
+        raise NotFound(
+            f"{ref!r} is not a file here and no registry client is available to pull it; "
+            "pass hub=<client with .pull(ref)> or a local file"
+        ) from None
+    return Hub()  # type: ignore[no-any-return]
+
+
+def _read(path: Path) -> Embedding:
+    try:
+        from client.core.formats import read_embedding  # type: ignore[import-not-found]
+    except ImportError:
+        raise LexiconError(
+            f"cannot read {path.name}: the format readers (client.core.formats) are missing "
+            "from this install"
+        ) from None
+    return read_embedding(path)  # type: ignore[no-any-return]
+
+
+def _with_siblings(trigger: str, vocab: dict[str, int]) -> list[str]:
+    names, i = [trigger], 1
+    while f"{trigger}_{i}" in vocab:
+        names.append(f"{trigger}_{i}")
+        i += 1
+    return names
+
+
+def _check_tokens(planned: list[_Planned], slots: list[_Slot]) -> None:
+    seen: dict[str, str] = {}
+    for p in planned:
+        for name in p.tokens:
+            if name in seen:
+                raise Conflict(
+                    f"{p.label} and {seen[name]} both want token {name!r}; give one another token"
+                )
+            seen[name] = p.label
+    for slot in slots:
+        if slot.rows != len(slot.tokenizer):
+            raise _table_mismatch(slot)
+        vocab = slot.tokenizer.get_vocab()
+        base = int(slot.tokenizer.vocab_size)
+        for p in planned:
+            taken = [t for t in p.tokens if t in vocab]
+            # a loaded "<t>_N" would be pulled into <t>'s expansion; "<t>_N" would join "<t>"'s
+            extra = f"{p.trigger}_{p.embedding.num_vectors}"
+            sibling = _SIBLING.match(p.trigger)
+            if extra in vocab:
+                taken.append(extra)
+            if sibling and vocab.get(sibling.group(1), -1) >= base:
+                taken.append(sibling.group(1))
+            if taken:
+                what = "a word of its vocabulary" if vocab[taken[0]] < base else "already loaded"
+                raise Conflict(
+                    f"token {taken[0]!r} for {p.label} collides in this pipeline's {slot.attr} "
+                    f"tokenizer ({what}); pass token='<another-name>', or "
+                    f"unload_embedding(pipe, {taken[0]!r}) first"
+                )
+
+
+def _table_mismatch(slot: _Slot) -> LexiconError:
+    return IncompatibleEmbedding(
+        f"this pipeline's {slot.attr} has {slot.rows} token rows but its tokenizer has "
+        f"{len(slot.tokenizer)} tokens; tokens cannot be added or removed safely (reload the "
+        "pipeline)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Mutation (only after every check passed)
+
+
+def _apply(planned: list[_Planned], slots: list[_Slot]) -> None:
+    import torch
+    from tokenizers import AddedToken
+
+    names = [t for p in planned for t in p.tokens]
+    undo: list[tuple[_Slot, str | None, Any, int]] = []
+    try:
+        # ======== fenced: tokenizer + text encoder(s) change together, or not at all ========
+        for slot in slots:
+            tokenizer, encoder = slot.tokenizer, slot.encoder
+            before = len(tokenizer)
+            backend = getattr(tokenizer, "backend_tokenizer", None)
+            undo.append((slot, backend.to_str() if backend else None, encoder, before))
+            # normalized=False: matched case-sensitively, before CLIP's lower-casing
+            added = tokenizer.add_tokens([AddedToken(t, normalized=False) for t in names])
+            ids = tokenizer.convert_tokens_to_ids(names)
+            if added != len(names) or ids != list(range(before, before + len(names))):
+                raise LexiconError(f"{slot.attr}'s tokenizer gave unexpected ids {ids}")
+            encoder.resize_token_embeddings(before + len(names), mean_resizing=False)
+            weight = encoder.get_input_embeddings().weight
+            rows = np.concatenate(
+                [p.embedding.vectors[p.plan[slot.attr]].astype(np.float32) for p in planned]
+            )
+            with torch.no_grad():
+                weight[before:] = torch.from_numpy(rows).to(
+                    dtype=weight.dtype, device=weight.device
+                )
+        # ======== end of fence ========
+    except BaseException:
+        for slot, saved, encoder, before in reversed(undo):
+            if saved is not None:
+                _set_backend(slot.tokenizer, saved)
+            if encoder.get_input_embeddings().weight.shape[0] != before:
+                encoder.resize_token_embeddings(before, mean_resizing=False)
+        raise
+
+
+def _set_backend(tokenizer: Any, serialized: str) -> None:
+    from tokenizers import Tokenizer
+
+    tokenizer._tokenizer = Tokenizer.from_str(serialized)
+    # CLIPTokenizer wraps its backend's decode (strips "</w>"); a new backend needs it again.
+    wrap = getattr(tokenizer, "_wrap_decode_method_backend_tokenizer", None)
+    if wrap is not None:
+        wrap()
+
+
+def _remove_tokens(slot: _Slot, remove: set[str]) -> None:
+    """Drop ``remove`` from the tokenizer (later added tokens move down, as the tokenizers
+    library renumbers them) and the matching rows from the token table."""
+    import torch
+
+    tokenizer, encoder = slot.tokenizer, slot.encoder
+    base = int(tokenizer.vocab_size)
+    saved = tokenizer.backend_tokenizer.to_str()
+    data = json.loads(saved)
+    kept_rows: list[int] = list(range(base))
+    entries = []
+    for entry in sorted(data.get("added_tokens", []), key=lambda e: e["id"]):
+        if entry["content"] in remove:
+            continue
+        if entry["id"] >= base:
+            kept_rows.append(entry["id"])
+            entry["id"] = len(kept_rows) - 1
+        entries.append(entry)
+    data["added_tokens"] = entries
+    weight = encoder.get_input_embeddings().weight
+    rows = weight.detach().index_select(0, torch.tensor(kept_rows, device=weight.device)).clone()
+    _set_backend(tokenizer, json.dumps(data, ensure_ascii=False))
+    try:
+        expected = {e["content"]: e["id"] for e in entries}
+        got = {t: tokenizer.convert_tokens_to_ids(t) for t in expected}
+        if got != expected or len(tokenizer) != len(kept_rows):
+            raise LexiconError(f"{slot.attr}'s tokenizer renumbered its tokens unexpectedly")
+    except BaseException:
+        _set_backend(tokenizer, saved)
+        raise
+    encoder.resize_token_embeddings(len(kept_rows), mean_resizing=False)
+    with torch.no_grad():
+        encoder.get_input_embeddings().weight.copy_(rows)
