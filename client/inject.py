@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -41,18 +39,9 @@ from client.core.errors import (
     NotFound,
 )
 from client.core.families import family_for_widths
+from client.inject_sources import Item, Puller, resolve_item
 
-FILE_SUFFIXES = (".pt", ".bin", ".safetensors", ".ckpt", ".png")
 _SIBLING = re.compile(r"^(.+)_(\d+)$")
-
-
-class Puller(Protocol):
-    """What :func:`load_embedding` needs of a registry client: fetch a reference to a file."""
-
-    def pull(self, ref: str) -> Path: ...
-
-
-Item = Embedding | str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -239,7 +228,7 @@ def _describe(slots: list[_Slot]) -> str:
 
 
 def _plan(item: Item, token: str | None, slots: list[_Slot], hub: Puller | None) -> _Planned:
-    embedding, label, name = _resolve(item, hub)
+    embedding, label, name = resolve_item(item, hub)
     family = embedding.family
     attrs = [s.attr for s in slots]
     if family.name == "sdxl":
@@ -260,65 +249,6 @@ def _plan(item: Item, token: str | None, slots: list[_Slot], hub: Puller | None)
     if not trigger.strip() or any(c.isspace() for c in trigger):
         raise BadName(f"token {trigger!r} is empty or holds whitespace; pass token='<my-token>'")
     return _Planned(label, embedding, trigger, {s.attr: wanted[s.attr] for s in slots})
-
-
-def _resolve(item: Item, hub: Puller | None) -> tuple[Embedding, str, str | None]:
-    """The embedding, a label for messages, and a name to derive a token from."""
-    if isinstance(item, Embedding):
-        return item, f"embedding {item.token}" if item.token else "the embedding", None
-    if isinstance(item, os.PathLike):
-        path = Path(item)
-        if not path.is_file():
-            raise NotFound(f"no embedding file at {path}")
-        return _read(path), path.name, path.stem
-    if not isinstance(item, str):
-        raise TypeError(f"expected an Embedding, a path or a reference, got {type(item).__name__}")
-    path = Path(item).expanduser()
-    if path.is_file():
-        return _read(path), path.name, path.stem
-    if item.lower().endswith(FILE_SUFFIXES) or item.startswith((".", "/", "~")):
-        raise NotFound(f"no embedding file at {item}")
-    name = _ref_name(item)
-    local = Path(_hub(hub, item).pull(item))
-    return _read(local), item, name
-
-
-def _ref_name(text: str) -> str:
-    try:
-        from client.refs import Ref
-    except ImportError:  # pragma: no cover - client.refs ships with the client
-        match = re.fullmatch(r"[^/\s@:]+/([^/\s@:]+)(?:[@:]\S+)?", text)
-        if not match:
-            raise NotFound(f"{text!r} is neither a file nor a registry reference") from None
-        return match.group(1)
-    try:
-        return Ref.parse(text).name
-    except BadName as exc:
-        raise NotFound(f"{text!r} is not a file here, nor a registry reference: {exc}") from None
-
-
-def _hub(hub: Puller | None, ref: str) -> Puller:
-    if hub is not None:
-        return hub
-    try:
-        from client.hub import Hub  # type: ignore[import-not-found]
-    except ImportError:
-        raise NotFound(
-            f"{ref!r} is not a file here and no registry client is available to pull it; "
-            "pass hub=<client with .pull(ref)> or a local file"
-        ) from None
-    return Hub()  # type: ignore[no-any-return]
-
-
-def _read(path: Path) -> Embedding:
-    try:
-        from client.core.formats import read_embedding  # type: ignore[import-not-found]
-    except ImportError:
-        raise LexiconError(
-            f"cannot read {path.name}: the format readers (client.core.formats) are missing "
-            "from this install"
-        ) from None
-    return read_embedding(path)  # type: ignore[no-any-return]
 
 
 def _with_siblings(trigger: str, vocab: dict[str, int]) -> list[str]:
