@@ -13,7 +13,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 
-from client.core.errors import LexiconError
+from client.core.errors import Unavailable
 from registry.context import Registry
 from registry.db import session_scope
 
@@ -126,7 +126,7 @@ def readyz(registry: Registry) -> Response:
     try:
         registry.store.check()
         checks["storage"] = "ok"
-    except LexiconError as exc:  # Unavailable, or NotFound for a missing S3 bucket
+    except Unavailable as exc:
         checks["storage"] = f"error: {exc}"
     ready = all(v == "ok" for v in checks.values())
     return Response({"ready": ready, **checks}, status_code=200 if ready else 503)

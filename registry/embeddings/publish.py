@@ -105,11 +105,9 @@ def _get_or_create_embedding(
         family=vectors.family.name,
         created_by=principal.user_id,
     )
-    from .services import _trending  # services imports this module
-
     # A new item starts with its creation-time score, so it ranks among older ones by the
     # same rule downloads and stars later update (not below every item that has had one).
-    row.trending = _trending(0, 0, row.created_at)
+    row.trending = search.trending_score(0, 0, row.created_at)
     session.add(row)
     session.flush()
     return row

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, exists, or_, text
 from sqlmodel import Session, select
@@ -74,6 +76,13 @@ def remove_from_index(session: Session, embedding_id: int) -> None:
         session.execute(text("DELETE FROM embedding_fts WHERE rowid = :id"), {"id": embedding_id})
 
 
+def trending_score(downloads: int, stars: int, created_at: datetime) -> float:
+    """A 'hot' score: log of interest plus creation time, so newer items need fewer downloads.
+    It only changes on events, which keeps keyset pagination stable."""
+    created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return math.log10(max(downloads + 3 * stars, 1)) + created.timestamp() / 45_000
+
+
 @dataclass
 class SearchQuery:
     q: str | None = None
@@ -96,8 +105,6 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[object, int]:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, embedding_id = json.loads(base64.urlsafe_b64decode(padded))
         if sort == "recent":
-            from datetime import datetime
-
             value = datetime.fromisoformat(value)
         return value, int(embedding_id)
     except (ValueError, TypeError) as exc:

@@ -4,7 +4,6 @@ never Forbidden, for a private embedding the caller may not see."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -176,15 +175,10 @@ def delete_embedding(session: Session, principal: Principal | None, ns: str, nam
     session.delete(embedding)
 
 
-def _trending(downloads: int, stars: int, created_at: datetime) -> float:
-    """A 'hot' score: log of interest plus creation time, so newer items need fewer downloads.
-    It only changes on events, which keeps keyset pagination stable."""
-    created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
-    return math.log10(max(downloads + 3 * stars, 1)) + created.timestamp() / 45_000
-
-
 def _update_trending(session: Session, embedding: Embedding) -> None:
-    embedding.trending = _trending(embedding.downloads, embedding.stars, embedding.created_at)
+    embedding.trending = search.trending_score(
+        embedding.downloads, embedding.stars, embedding.created_at
+    )
     session.add(embedding)
 
 

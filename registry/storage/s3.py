@@ -181,4 +181,9 @@ class S3BlobStore(BlobStore):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
-            _raise(exc, f"bucket {self.bucket}")
+            try:
+                _raise(exc, f"bucket {self.bucket}")
+            except NotFound as missing:  # readiness: a missing bucket means not ready
+                raise Unavailable(
+                    f"{missing} Create it or set LEXICON_S3_CREATE_BUCKET=1."
+                ) from None
