@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, head, patch, post, put
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
 from client.core.errors import BadRequest, NotFound
@@ -129,7 +129,7 @@ class EmbeddingController(Controller):
         namespace: str,
         name: str,
         ref: str,
-        format_: Annotated[str, Parameter(query="format")] = "canonical",
+        format_: Annotated[str, QueryParameter(name="format")] = "canonical",
     ) -> Response:
         plan = downloads.plan_download(registry, principal, namespace, name, ref, format_)
         if plan.redirect_url:
@@ -221,7 +221,7 @@ def browse(
     principal: Principal | None,
     q: str | None = None,
     family: str | None = None,
-    type_: Annotated[str | None, Parameter(query="type")] = None,
+    type_: Annotated[str | None, QueryParameter(name="type")] = None,
     tag: str | None = None,
     author: str | None = None,
     sort: str = "downloads",
@@ -246,7 +246,9 @@ def blob_exists(registry: Registry, principal: Principal | None, digest: str) ->
 
 @get("/api/v1/lookup", sync_to_thread=True, tags=["blobs"], summary="Find versions by any hash")
 def lookup(
-    registry: Registry, principal: Principal | None, hash_: Annotated[str, Parameter(query="hash")]
+    registry: Registry,
+    principal: Principal | None,
+    hash_: Annotated[str, QueryParameter(name="hash")],
 ) -> dict[str, Any]:
     with session_scope(registry.engine) as session:
         hits = services.lookup(session, principal, hash_)
