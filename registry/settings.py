@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         None, description="Local blob directory (default <data_dir>/blobs)."
     )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto); None = AWS.")
+    s3_public_endpoint_url: str | None = Field(
+        None, description="Endpoint that presigned download URLs name (default: s3_endpoint_url)."
+    )
     s3_bucket: str = Field("lexicon", description="S3 bucket holding blobs.")
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_access_key_id: str | None = Field(None, description="S3 access key (else boto3's chain).")
@@ -38,6 +41,19 @@ class Settings(BaseSettings):
     open_signup: bool = Field(False, description="Allow anyone to create an account.")
     public_url: str | None = Field(None, description="External base URL of the registry.")
     log_level: str = Field("INFO", description="Python log level.")
+
+    # Training jobs (registry/training): the worker lease and the image limits.
+    training_lease_seconds: int = Field(
+        120, description="A worker's lease on a job; a heartbeat extends it, expiry requeues."
+    )
+    training_max_attempts: int = Field(3, description="Claims of one job before it fails.")
+    training_max_image_bytes: int = Field(20 * 1024 * 1024, description="Largest training image.")
+    training_max_image_pixels: int = Field(
+        40_000_000, description="Most pixels (from the header) of a training image."
+    )
+    training_max_checkpoint_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest training checkpoint a worker may upload."
+    )
 
     @property
     def resolved_database_url(self) -> str:

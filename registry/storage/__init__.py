@@ -29,6 +29,7 @@ def blob_store_from_settings(settings: Settings) -> BlobStore:
             access_key=settings.s3_access_key_id,
             secret=settings.s3_secret_access_key,
             create_bucket=settings.s3_create_bucket,
+            public_endpoint_url=settings.s3_public_endpoint_url,
         )
     # A configuration mistake, refused at start-up rather than on the first upload.
     raise ValueError(f"Unknown LEXICON_STORAGE={settings.storage!r}; set it to 'local' or 's3'.")

@@ -49,6 +49,7 @@ class S3BlobStore(BlobStore):
         access_key: str | None = None,
         secret: str | None = None,
         create_bucket: bool = False,
+        public_endpoint_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.region = region
@@ -64,13 +65,24 @@ class S3BlobStore(BlobStore):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self.client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret,
-            config=config,
+        session = boto3.session.Session()
+
+        def client(endpoint: str | None) -> Any:
+            return session.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name=region,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret,
+                config=config,
+            )
+
+        self.client: Any = client(endpoint_url)
+        # Presigned URLs are signed for the host the *downloader* uses (e.g. MinIO's public
+        # address while the registry talks to it over a private network); signing needs no
+        # request, so this client never connects anywhere.
+        self.presign_client: Any = (
+            client(public_endpoint_url) if public_endpoint_url else self.client
         )
 
     def _ensure_bucket(self) -> None:
@@ -170,7 +182,9 @@ class S3BlobStore(BlobStore):
         if filename:
             params["ResponseContentDisposition"] = content_disposition(filename)
         return str(
-            self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+            self.presign_client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_s
+            )
         )
 
     def check(self) -> None:
