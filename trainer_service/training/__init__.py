@@ -1,0 +1,21 @@
+"""The training loop of the trainer service: textual inversion with only the new vectors
+trainable. Import torch-heavy pieces from here; ``client`` never imports this package."""
+
+from __future__ import annotations
+
+from .checkpoint import Checkpoint
+from .early_stop import DvarRule
+from .loop import Progress, Trainer, TrainingResult, train_embedding
+from .params import TrainingParams
+from .previews import render_previews
+
+__all__ = [
+    "Checkpoint",
+    "DvarRule",
+    "Progress",
+    "Trainer",
+    "TrainingParams",
+    "TrainingResult",
+    "render_previews",
+    "train_embedding",
+]
