@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from trainer_service.training.templates import templates_for
+from client.core.training import templates_for
 
 
 class _Dataset(torch.utils.data.Dataset):

@@ -15,6 +15,10 @@ Layout (``<cache>`` is ``ClientConfig.cache_dir``, default ``platformdirs.user_c
     └── locks/
         └── sha256/<hex>.lock            <- one file lock per blob
 
+``client.hub.Hub.pull`` given no ``out`` also writes the converted file it returns under
+``<cache>/exports/<ns>/<name>/<hex>/<format>/`` (derived from the verified blob, rewritten on every
+pull, never trusted as a source).
+
 Every write goes to a unique ``.tmp-*`` file in the target's directory and is renamed into place,
 so readers never see half a file. A blob is hashed *before* it is written: bytes that do not match
 their digest are never kept. A cached blob is hashed again when read, and a corrupted one is

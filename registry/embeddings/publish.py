@@ -9,6 +9,7 @@ gaps or collisions on PostgreSQL (row lock) and SQLite (``BEGIN IMMEDIATE``).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class PublishMetadata:
     visibility: str | None = None
     notes: str | None = None
     training: dict[str, Any] | None = None
+    # sha256 of the file the user had before the client converted it (A1111/Civitai hashes).
+    source_sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +65,8 @@ class PublishMetadata:
             raise BadRequest(f"unknown visibility {self.visibility!r}; use public or private")
         for tag in self.tags or []:
             validate_slug(tag, "tag")
+        if self.source_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.source_sha256):
+            raise BadRequest("'source_sha256' must be 64 lowercase hex characters")
         if self.training is not None and not isinstance(self.training, dict):
             raise BadRequest("'training' must be a JSON object")
 
@@ -147,7 +152,7 @@ def publish_version(
     check_base_model(vectors.family, meta.base_model)
     blob = serialize_safetensors(vectors.vectors)
     digest = vectors.digest
-    upload_sha256 = hashlib.sha256(data).hexdigest()
+    upload_sha256 = meta.source_sha256 or hashlib.sha256(data).hexdigest()
     store.put(digest, blob)  # verified and visible before any row points at it
 
     for attempt in range(3):

@@ -3,10 +3,11 @@ trainable. Import torch-heavy pieces from here; ``client`` never imports this pa
 
 from __future__ import annotations
 
+from client.core.training import TrainingParams
+
 from .checkpoint import Checkpoint
 from .early_stop import DvarRule
 from .loop import Progress, Trainer, TrainingResult, train_embedding
-from .params import TrainingParams
 from .previews import render_previews
 
 __all__ = [

@@ -22,13 +22,12 @@ import torch.nn.functional as F
 
 from client.core.embedding import Embedding
 from client.core.errors import BadRequest
+from client.core.training import TrainingParams, templates_for
 
 from . import text
 from .checkpoint import Checkpoint
 from .data import encode_latents, prepare_images
 from .early_stop import DvarRule
-from .params import TrainingParams
-from .templates import templates_for
 
 EVAL_BATCH = 4  # images in the fixed early-stopping batch (fewer if fewer images)
 

@@ -12,9 +12,9 @@ import torch
 
 from client.core.embedding import Embedding
 from client.core.errors import BadRequest
+from client.core.training import default_preview_prompts
 
 from . import text
-from .templates import default_preview_prompts
 
 
 def render_previews(

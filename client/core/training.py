@@ -1,4 +1,12 @@
-"""Training parameters, validated on construction: a bad value raises
+"""Training-job wire types shared by the registry, the trainer and ``hub train``: the
+:class:`TrainingParams` a job asks for, the prompt templates its concept type chooses, and the
+:class:`JobRequest` that ``POST /api/v1/training-jobs`` takes. No torch here: the registry
+validates a job's parameters before queueing it, with the same rules the worker trains by.
+
+``TrainingParams`` and the templates are copied verbatim from ``trainer_service/training``
+(params.py, templates.py); the trainer is to import them from here.
+
+Training parameters, validated on construction: a bad value raises
 :class:`client.core.errors.BadRequest` naming the field, the value and the allowed range, so the
 registry can refuse a job before it is queued and a worker never starts a run it cannot finish.
 
@@ -14,10 +22,75 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from client.core.errors import BadRequest
+from .errors import BadRequest
 
-from .templates import CONCEPT_TYPES, default_preview_prompts
+# -- prompt templates (verbatim from trainer_service/training/templates.py) ---------------
+OBJECT_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}",
+    "a rendering of a {}",
+    "a cropped photo of the {}",
+    "the photo of a {}",
+    "a photo of a clean {}",
+    "a photo of a dirty {}",
+    "a dark photo of the {}",
+    "a photo of my {}",
+    "a photo of the cool {}",
+    "a close-up photo of a {}",
+    "a bright photo of the {}",
+    "a cropped photo of a {}",
+    "a photo of the {}",
+    "a good photo of the {}",
+    "a photo of one {}",
+    "a close-up photo of the {}",
+    "a rendition of the {}",
+    "a photo of the clean {}",
+    "a rendition of a {}",
+    "a photo of a nice {}",
+    "a good photo of a {}",
+    "a photo of the nice {}",
+    "a photo of the small {}",
+    "a photo of the weird {}",
+    "a photo of the large {}",
+    "a photo of a cool {}",
+    "a photo of a small {}",
+)
 
+STYLE_TEMPLATES: tuple[str, ...] = (
+    "a painting in the style of {}",
+    "a rendering in the style of {}",
+    "a cropped painting in the style of {}",
+    "the painting in the style of {}",
+    "a clean painting in the style of {}",
+    "a dirty painting in the style of {}",
+    "a dark painting in the style of {}",
+    "a picture in the style of {}",
+    "a cool painting in the style of {}",
+    "a close-up painting in the style of {}",
+    "a bright painting in the style of {}",
+    "a cropped painting in the style of {}",
+    "a good painting in the style of {}",
+    "a close-up painting in the style of {}",
+    "a rendition in the style of {}",
+    "a nice painting in the style of {}",
+    "a small painting in the style of {}",
+    "a weird painting in the style of {}",
+    "a large painting in the style of {}",
+)
+
+CONCEPT_TYPES = ("object", "style")
+
+
+def templates_for(concept: str) -> tuple[str, ...]:
+    """The template set of a concept type ("object" or "style")."""
+    return STYLE_TEMPLATES if concept == "style" else OBJECT_TEMPLATES
+
+
+def default_preview_prompts(concept: str, trigger: str) -> tuple[str, ...]:
+    """Two prompts with the trigger: the first two templates of the concept's set."""
+    return tuple(t.format(trigger) for t in templates_for(concept)[:2])
+
+
+# -- parameters (verbatim from trainer_service/training/params.py) ------------------------
 MAX_VECTORS = 16
 MAX_STEPS = 20_000
 MAX_BATCH = 16
@@ -141,3 +214,81 @@ class TrainingParams:
         for k in ("steps", "preview_prompts", "loss_every", "compile", "device", "extra"):
             d.pop(k)
         return d
+
+
+# -- training jobs (the registry's queue) -------------------------------------------------------
+MAX_IMAGES = 50
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+# Chosen by the worker that runs the job, not by the submitter.
+WORKER_ONLY_PARAMS = frozenset({"device", "compile"})
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """The ``params`` JSON of ``POST /api/v1/training-jobs``: where to publish, for which base
+    model, and the :class:`TrainingParams` (flat, same keys; ``type`` is accepted for
+    ``concept``). ``family`` comes from ``base_model`` when that is a known id; either one is
+    required, and they must agree."""
+
+    target: str  # "namespace/name"
+    family: str
+    params: TrainingParams
+    base_model: str | None = None
+    visibility: str | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.target.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.target.split("/", 1)[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.params.to_dict().items() if k not in WORKER_ONLY_PARAMS}
+        out.update(target=self.target, family=self.family, base_model=self.base_model)
+        if self.visibility:
+            out["visibility"] = self.visibility
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> JobRequest:
+        from .families import FAMILIES, family_for_base_model
+        from .names import validate_slug
+
+        if not isinstance(data, dict):
+            raise BadRequest("'params' must be a JSON object")
+        data = dict(data)
+        target = data.pop("target", None) or data.pop("name", None)
+        if not isinstance(target, str) or target.count("/") != 1:
+            raise _bad("target", target, "'namespace/name' of the embedding to publish")
+        ns, name = target.split("/")
+        validate_slug(ns, "namespace")
+        validate_slug(name, "embedding name")
+        if "type" in data:
+            if "concept" in data:
+                raise BadRequest("give 'type' or 'concept', not both (they are the same field)")
+            data["concept"] = data.pop("type")
+        base_model = data.pop("base_model", None) or None
+        family = data.pop("family", None) or None
+        if base_model is not None and (not isinstance(base_model, str) or len(base_model) > 200):
+            raise _bad("base_model", base_model, "a model id of up to 200 characters")
+        known = family_for_base_model(base_model) if base_model else None
+        if family is None and known is not None:
+            family = known.name
+        if family not in FAMILIES:
+            raise _bad(
+                "family",
+                family,
+                f"{', '.join(FAMILIES)} (or a known base_model id, which implies it)",
+            )
+        if known is not None and known.name != family:
+            raise _bad("base_model", base_model, f"a {family} base model (it is {known.name})")
+        visibility = data.pop("visibility", None)
+        if visibility not in (None, "public", "private"):
+            raise _bad("visibility", visibility, "public or private")
+        for key in WORKER_ONLY_PARAMS & set(data):
+            raise _bad(key, data[key], "nothing: the worker that runs the job chooses it")
+        params = TrainingParams.from_dict(data)
+        return cls(f"{ns}/{name}", family, params, base_model, visibility)
