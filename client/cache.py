@@ -31,8 +31,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from typing import Any
 from filelock import FileLock
 
 from client.core.errors import DigestMismatch, LexiconError
+from client.core.files import atomic_write
 from client.core.names import validate_slug
 
 from .refs import validate_digest, validate_tag
@@ -61,25 +60,6 @@ def verify_digest(digest: str, data: bytes) -> None:
             f"bytes hash to {actual}, not {digest}; they were not kept. "
             "Retry the download; if it persists the server or a proxy corrupts it."
         )
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write via a unique temp file in the same directory and rename, so readers and concurrent
-    writers only ever see a complete file. ``mode`` is applied before the bytes are written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import platformdirs
 
 from client.core.errors import LexiconError
 
-from .cache import atomic_write
+from .core.files import atomic_write
 
 APP_NAME = "lexicon-hub"
 DEFAULT_URL = "http://127.0.0.1:8000"

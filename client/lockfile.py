@@ -23,7 +23,7 @@ from typing import Any
 
 from client.core.errors import BadRequest, DigestMismatch, LexiconError
 
-from .cache import atomic_write
+from .core.files import atomic_write
 from .refs import Ref, parse_ref, validate_digest
 
 LOCK_VERSION = 1

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from client.core.errors import NotFound, Unavailable
+from client.core.files import TMP_PREFIX, atomic_write
 
 from .base import CHUNK, BlobStore, verify_digest
 from .keys import KEY_PREFIX, blob_key, digest_from_key
-
-TMP_PREFIX = ".tmp-"
 
 
 class LocalBlobStore(BlobStore):
@@ -32,19 +31,7 @@ class LocalBlobStore(BlobStore):
         verify_digest(digest, data)  # before anything touches the disk
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
+        atomic_write(path, data)
 
     def exists(self, digest: str) -> bool:
         return self._path(digest).is_file()
@@ -103,17 +90,3 @@ class LocalBlobStore(BlobStore):
                 f"Blob directory {self.root} is not writable ({exc.strerror}); "
                 "fix its permissions or set LEXICON_BLOB_DIR."
             ) from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    """Persist the rename itself (POSIX); harmless where directories cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
