@@ -16,6 +16,7 @@ from registry.embeddings.routes import ROUTES as EMBEDDING_ROUTES
 from registry.problems import EXCEPTION_HANDLERS
 from registry.settings import Settings
 from registry.storage import blob_store_from_settings
+from registry.training.routes import ROUTES as TRAINING_ROUTES
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -33,7 +34,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     registry = build_registry(settings or Settings())
     ops.configure_logging(registry.settings.log_level)
     app = Litestar(
-        route_handlers=[*EMBEDDING_ROUTES, *ACCOUNT_ROUTES, ops.healthz, ops.readyz, ops.metrics],
+        route_handlers=[
+            *EMBEDDING_ROUTES,
+            *ACCOUNT_ROUTES,
+            *TRAINING_ROUTES,
+            ops.healthz,
+            ops.readyz,
+            ops.metrics,
+        ],
         dependencies={
             "registry": Provide(provide_registry, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=True),

@@ -105,6 +105,29 @@ def create_user(
     typer.echo(secret)
 
 
+@app.command("create-worker-token")
+def create_worker_token(name: str, data_dir: DataDir = None) -> None:
+    """Create a worker identity NAME (a user holding only `worker`-scoped tokens) if it does
+    not exist, and print a new worker token (the last line of output) for `lexicon-trainer`."""
+    from sqlmodel import select
+
+    from registry.accounts import services
+    from registry.accounts.models import Scope, User
+    from registry.db import make_engine, session_scope
+
+    settings = _settings(data_dir)
+    _migrate(settings)
+    engine = make_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        user = session.exec(select(User).where(User.username == name)).first()
+        created = user is None
+        if user is None:
+            user = services.create_user(session, name)
+        secret, _ = services.create_token(session, user, "worker", [Scope.WORKER.value])
+    typer.echo(f"{'created' if created else 'existing'} worker identity {name}")
+    typer.echo(secret)
+
+
 @app.command()
 def gc(
     data_dir: DataDir = None,
@@ -116,10 +139,12 @@ def gc(
     from registry.app import build_registry
     from registry.db import session_scope
     from registry.embeddings.models import EmbeddingVersion
+    from registry.training.services import referenced_digests
 
     registry = build_registry(_settings(data_dir))
     with session_scope(registry.engine) as session:
         referenced = set(session.exec(select(EmbeddingVersion.digest)).all())
+        referenced |= referenced_digests(session)  # training images, checkpoints, previews
     orphans = [d for d in registry.store.iter_digests() if d not in referenced]
     for digest in orphans:
         if not dry_run:

@@ -2,6 +2,7 @@
 
 from registry.accounts.models import ApiToken, Membership, Namespace, Org, User
 from registry.embeddings.models import Embedding, EmbeddingTag, EmbeddingVersion, Star, VersionTag
+from registry.training.models import TrainingJob, TrainingWorker
 
 __all__ = [
     "ApiToken",
@@ -12,6 +13,8 @@ __all__ = [
     "Namespace",
     "Org",
     "Star",
+    "TrainingJob",
+    "TrainingWorker",
     "User",
     "VersionTag",
 ]

@@ -1,14 +1,164 @@
-"""``lexicon-trainer``: a GPU worker that claims training jobs from the registry."""
+"""``lexicon-trainer``: a worker that loads one base model and serves the registry's training
+jobs for it until stopped (SIGTERM/SIGINT: finish the current step, checkpoint, release).
+
+    lexicon-trainer --registry URL --token T --base-model PATH_OR_HF_ID [--device auto|cuda|cpu]
+                    [--once] [--name NAME]
+
+The token is a worker token (``lexicon-registry create-worker-token NAME`` prints one); it may
+also come from ``LEXICON_WORKER_TOKEN``. The base model loads from a local folder or the Hugging
+Face cache (``HF_HUB_OFFLINE=1`` works once it is cached); its family is read from the text
+encoders' widths, so a worker claims only jobs it can run.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import socket
 import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from client.core.errors import LexiconError
+
+app = typer.Typer(
+    name="lexicon-trainer",
+    help="Lexicon Hub training worker.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _model_index(base_model: str) -> dict[str, Any]:
+    path = Path(base_model)
+    if path.is_dir():
+        index = path / "model_index.json"
+    else:
+        from huggingface_hub import hf_hub_download
+
+        index = Path(hf_hub_download(base_model, "model_index.json"))
+    return json.loads(index.read_text())
+
+
+def load_pipeline(base_model: str) -> Any:
+    """The pipeline from a local folder or the HF cache, on the CPU (the trainer moves it)."""
+    from diffusers import DiffusionPipeline
+
+    kwargs: dict[str, Any] = {}
+    if "safety_checker" in _model_index(base_model):
+        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = DiffusionPipeline.from_pretrained(base_model, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def detect_family(pipe: Any) -> str:
+    """The family from the text encoders' input widths (client.core.families' one table)."""
+    from client.core.families import family_for_widths
+
+    def width(encoder: Any) -> int:
+        return int(encoder.get_input_embeddings().weight.shape[1])
+
+    second = getattr(pipe, "text_encoder_2", None)
+    if second is not None:
+        widths = {"clip_l": width(pipe.text_encoder), "clip_g": width(second)}
+    else:
+        widths = {"emb_params": width(pipe.text_encoder)}
+    return family_for_widths(widths).name
+
+
+def resolve_device(device: str) -> tuple[str, int | None]:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise typer.BadParameter("--device cuda but no CUDA device is visible")
+        index = torch.device(device).index or 0
+        return device, int(torch.cuda.get_device_properties(index).total_memory)
+    return device, None
+
+
+@app.command()
+def main_command(
+    registry: Annotated[str, typer.Option("--registry", help="Registry URL.")],
+    base_model: Annotated[
+        str, typer.Option("--base-model", help="Local pipeline folder or Hugging Face model id.")
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="LEXICON_WORKER_TOKEN", help="Worker token."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cuda, cuda:N or cpu.")] = "auto",
+    once: Annotated[bool, typer.Option("--once", help="Handle one job, then exit.")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker name shown on jobs.")] = None,
+    model_id: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-id",
+            help="Base-model id(s) this folder is (e.g. runwayml/stable-diffusion-v1-5), so jobs "
+            "that name one are claimed; a Hugging Face id given as --base-model counts already.",
+        ),
+    ] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 2.0,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
+    preview_steps: Annotated[int, typer.Option(help="Denoising steps per preview.")] = 25,
+    log_level: Annotated[str, typer.Option(help="Python log level.")] = "INFO",
+) -> None:
+    """Serve training jobs for one base model."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per heartbeat is noise
+    if not token:
+        raise typer.BadParameter("give --token or LEXICON_WORKER_TOKEN (a worker token)")
+    from trainer_service.registry_api import Capabilities, RegistryAPI
+    from trainer_service.worker import Worker, WorkerOptions
+
+    resolved, memory = resolve_device(device)
+    pipe = load_pipeline(base_model)
+    family = detect_family(pipe)
+    ids = list(model_id or [])
+    if not Path(base_model).is_dir() and base_model not in ids:
+        ids.append(base_model)
+    caps = Capabilities(
+        name=name or f"{socket.gethostname()}-{os.getpid()}",
+        families=[family],
+        base_models=ids,
+        device=resolved,
+        memory_bytes=memory,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger("lexicon.trainer").info("signal %d: finishing the current step", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    api = RegistryAPI(registry, token)
+    options = WorkerOptions(
+        poll_s=poll,
+        checkpoint_every=max(1, checkpoint_every),
+        preview_steps=max(1, preview_steps),
+        device=resolved,
+    )
+    try:
+        Worker(api, pipe, caps, options, stop).run(once=once)
+    except LexiconError as exc:
+        typer.echo(f"lexicon-trainer: {exc} ({exc.fix})", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        api.close()
 
 
 def main() -> None:
-    print(
-        "lexicon-trainer: the worker protocol is not available in this build yet; "
-        "see the trainer issue.",
-        file=sys.stderr,
-    )
-    sys.exit(1)
+    app(prog_name="lexicon-trainer")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training jobs: the queue, the worker protocol, image validation (issue 5)."""

@@ -1,0 +1,125 @@
+"""Completing a job: publish the trained embedding as the job's creator, exactly once.
+
+The idempotency key is stored with the result, so a repeated ``complete`` with the same key
+(a retry after a timeout) returns the same version; publishing the same bytes twice also finds
+the existing version by digest. A worker whose lease was lost cannot complete. Order: previews
+(blobs) first, then the version (``publish_version``: blob, then row), then the job row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from client.core.canonical import parse_canonical
+from client.core.errors import BadRequest, IncompatibleEmbedding
+from registry.accounts.access import Principal
+from registry.db import session_scope
+from registry.embeddings.publish import PublishMetadata, publish_version
+from registry.settings import Settings
+from registry.storage.base import BlobStore
+
+from .images import check_image
+from .models import JobStatus, TrainingJob
+from .queue import _leased, _require_running
+from .services import now, principal_for_user
+
+MAX_PREVIEW_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Completion:
+    lease: Any
+    idempotency_key: str
+    data: bytes
+    previews: list[tuple[str | None, bytes]]
+    metadata: dict[str, Any]
+
+
+def _replayed(job: TrainingJob, key: str) -> bool:
+    return job.status == JobStatus.SUCCEEDED.value and job.idempotency_key == key
+
+
+def complete_job(
+    engine: Engine,
+    store: BlobStore,
+    settings: Settings,
+    principal: Principal | None,
+    job_id: str,
+    done: Completion,
+) -> TrainingJob:
+    """Publish the trained embedding as the job's creator, exactly once."""
+    key = done.idempotency_key
+    if not isinstance(key, str) or not 8 <= len(key) <= 100:
+        raise BadRequest("send an 'idempotency_key' of 8-100 characters (reuse it on retries)")
+    with session_scope(engine) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is not None and _replayed(job, key):
+            return job
+        job = _leased(session, principal, job_id, done.lease, lock=False)
+        _require_running(job)
+        creator = principal_for_user(session, job.created_by)
+    vectors = parse_canonical(done.data, max_bytes=settings.max_upload_bytes)
+    if vectors.family.name != job.family:
+        raise IncompatibleEmbedding(
+            f"the result is {vectors.family.describe()} but the job asked for {job.family}"
+        )
+    previews = []
+    prompts = list(done.metadata.get("preview_prompts") or [])
+    for i, (name, png) in enumerate(done.previews):
+        image = check_image(
+            name, png, i, max_bytes=MAX_PREVIEW_BYTES, max_pixels=settings.training_max_image_pixels
+        )
+        store.put(image.digest, image.data)
+        prompt = prompts[i] if i < len(prompts) and isinstance(prompts[i], str) else None
+        previews.append({"digest": image.digest, "prompt": prompt, "width": image.width})
+    params = job.params
+    training = {
+        **{k: v for k, v in done.metadata.items() if k != "preview_prompts"},
+        "job": job.id,
+        "params": params,
+        "base_model": job.base_model,
+        "family": job.family,
+        "dataset": [i["digest"] for i in job.images],
+        "attempts": job.attempts,
+        "previews": previews,
+    }
+    meta = PublishMetadata(
+        trigger=params.get("trigger"),
+        base_model=job.base_model,
+        type=params.get("concept"),
+        visibility=params.get("visibility"),
+        training=training,
+    )
+    result = publish_version(
+        engine,
+        store,
+        creator,
+        job.namespace,
+        job.name,
+        data=done.data,
+        meta=meta,
+        max_bytes=settings.max_upload_bytes,
+    )
+    with session_scope(engine) as session:
+        job = session.exec(
+            select(TrainingJob).where(TrainingJob.id == job_id).with_for_update()
+        ).one()
+        if _replayed(job, key):
+            return job
+        job = _leased(session, principal, job_id, done.lease)
+        _require_running(job)
+        t = now()
+        job.status = JobStatus.SUCCEEDED.value
+        job.idempotency_key = key
+        job.result_number = result.version.number
+        job.result_digest = result.version.digest
+        job.step = min(int(done.metadata.get("steps") or job.step), job.total_steps)
+        job.error = None
+        job.lease_id = job.lease_expires_at = None
+        job.finished_at = job.updated_at = t
+        session.add(job)
+        return job

@@ -1,0 +1,200 @@
+"""Training jobs as users see them: submit, look at, list, cancel.
+
+Who sees a job: its creator, members of the target namespace (the people who will own the
+result), and admins. Everyone else gets 404, as for a private embedding: a job's target name
+may itself be a secret. Submitting needs write access to the target namespace, checked now
+(not when the worker finishes hours later).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from client.core.errors import Conflict, NotFound
+from client.core.training import FINISHED_STATUSES, JobRequest
+from registry.accounts.access import Principal, require_scope, require_write
+from registry.accounts.models import Membership, Namespace, Org, Scope, User
+from registry.db import session_scope
+from registry.settings import Settings
+from registry.storage.base import BlobStore
+
+from .images import check_images
+from .models import JobStatus, TrainingJob
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def can_see(principal: Principal | None, job: TrainingJob) -> bool:
+    if principal is None:
+        return False
+    return (
+        principal.is_admin
+        or principal.user_id == job.created_by
+        or principal.role_in(job.namespace) is not None
+    )
+
+
+@dataclass
+class Submission:
+    request: JobRequest
+    images: list[tuple[str | None, bytes]]
+
+
+def submit_job(
+    engine: Engine,
+    store: BlobStore,
+    settings: Settings,
+    principal: Principal | None,
+    sub: Submission,
+) -> TrainingJob:
+    """Validate everything, store the images (blob first), then queue the job (row second)."""
+    req = sub.request
+    principal = require_write(principal, req.namespace)
+    checked = check_images(
+        sub.images,
+        max_bytes=settings.training_max_image_bytes,
+        max_pixels=settings.training_max_image_pixels,
+    )
+    with session_scope(engine) as session:
+        if session.get(Namespace, req.namespace) is None:
+            raise NotFound(f"namespace {req.namespace!r} not found; create the org first")
+    for image in checked:
+        store.put(image.digest, image.data)
+    job = TrainingJob(
+        id=new_id("tj"),
+        created_by=principal.user_id,
+        namespace=req.namespace,
+        name=req.name,
+        family=req.family,
+        base_model=req.base_model,
+        params=req.to_dict(),
+        images=[i.record() for i in checked],
+        total_steps=req.params.steps,
+        max_attempts=settings.training_max_attempts,
+    )
+    with session_scope(engine) as session:
+        session.add(job)
+    return job
+
+
+def reap_expired(session: Session) -> None:
+    """Jobs whose lease ran out go back to the queue (the next claim resumes from the last
+    checkpoint), or fail once they have used every attempt. Called inside the claim transaction
+    and before reads, so no background timer is needed."""
+    t = now()
+    expired = (TrainingJob.status == JobStatus.RUNNING.value) & (TrainingJob.lease_expires_at < t)
+    session.execute(
+        update(TrainingJob)
+        .where(expired, TrainingJob.attempts >= TrainingJob.max_attempts)
+        .values(
+            status=JobStatus.FAILED.value,
+            error="the worker stopped answering (lease expired) on the last allowed attempt",
+            lease_id=None,
+            lease_expires_at=None,
+            finished_at=t,
+            updated_at=t,
+        )
+    )
+    session.execute(
+        update(TrainingJob)
+        .where(expired)
+        .values(
+            status=JobStatus.QUEUED.value,
+            lease_id=None,
+            lease_expires_at=None,
+            worker_id=None,
+            updated_at=t,
+        )
+    )
+
+
+def get_job(session: Session, principal: Principal | None, job_id: str) -> TrainingJob:
+    job = session.get(TrainingJob, job_id)
+    if job is None or not can_see(principal, job):
+        raise NotFound(f"training job {job_id!r} not found")
+    return job
+
+
+def list_jobs(
+    session: Session, principal: Principal | None, status: str | None = None, limit: int = 50
+) -> list[TrainingJob]:
+    """Mine, and those targeting namespaces I belong to; newest first."""
+    principal = require_scope(principal, Scope.READ)
+    namespaces = [principal.username, *principal.roles]
+    query = select(TrainingJob).where(
+        or_(TrainingJob.created_by == principal.user_id, TrainingJob.namespace.in_(namespaces))
+    )
+    if status:
+        query = query.where(TrainingJob.status == status)
+    query = query.order_by(TrainingJob.created_at.desc()).limit(max(1, min(limit, 200)))
+    return list(session.exec(query).all())
+
+
+def cancel_job(session: Session, principal: Principal | None, job_id: str) -> TrainingJob:
+    """Queued jobs stop at once; a running job's worker learns of it at its next heartbeat."""
+    job = get_job(session, principal, job_id)
+    principal = require_scope(principal, Scope.WRITE)
+    if job.status in FINISHED_STATUSES:
+        if job.status == JobStatus.CANCELLED.value:
+            return job
+        raise Conflict(f"training job {job_id} already {job.status}; nothing to cancel")
+    t = now()
+    job.status = JobStatus.CANCELLED.value
+    job.error = f"cancelled by {principal.username}"
+    # lease_id stays, so the worker's next heartbeat is answered "cancel" rather than 409.
+    job.lease_expires_at = None
+    job.finished_at = job.updated_at = t
+    session.add(job)
+    session.flush()
+    return job
+
+
+def principal_for_user(session: Session, user_id: int) -> Principal | None:
+    """The job's creator as a publisher (write scope, current org roles): a worker publishes on
+    their behalf, so their rights *now* decide, not the worker's."""
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    roles = session.exec(
+        select(Org.name, Membership.role)
+        .join(Membership, Membership.org_id == Org.id)
+        .where(Membership.user_id == user.id)
+    ).all()
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        scopes=frozenset({Scope.READ.value, Scope.WRITE.value}),
+        is_admin=user.is_admin,
+        roles={name: role for name, role in roles},
+    )
+
+
+def referenced_digests(session: Session) -> set[str]:
+    """Blobs the training side holds (job images, checkpoints, previews on versions), so that
+    ``lexicon-registry gc`` does not collect them as orphans."""
+    from registry.embeddings.models import EmbeddingVersion
+
+    found: set[str] = set()
+    for images, checkpoint in session.exec(
+        select(TrainingJob.images, TrainingJob.checkpoint_digest)
+    ).all():
+        found.update(i["digest"] for i in images or [])
+        if checkpoint:
+            found.add(checkpoint)
+    for training in session.exec(
+        select(EmbeddingVersion.training).where(EmbeddingVersion.training.is_not(None))
+    ).all():
+        found.update(p["digest"] for p in (training or {}).get("previews", []) if p.get("digest"))
+    return found
