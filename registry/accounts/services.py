@@ -175,7 +175,12 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
     now = datetime.now(UTC)
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
         return None
-    user = session.get(User, token.user_id)
+    return principal_for_user(session, token.user_id, token.scopes.split())
+
+
+def principal_for_user(session: Session, user_id: int, scopes: list[str]) -> Principal | None:
+    """A user with ``scopes`` and their current org roles (None if the user is gone)."""
+    user = session.get(User, user_id)
     if user is None:
         return None
     roles = session.exec(
@@ -186,7 +191,7 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
     return Principal(
         user_id=user.id,
         username=user.username,
-        scopes=frozenset(token.scopes.split()),
+        scopes=frozenset(scopes),
         is_admin=user.is_admin,
         roles={name: role for name, role in roles},
     )

@@ -24,7 +24,7 @@ from registry.storage.base import BlobStore
 
 from .images import check_image
 from .models import JobStatus, TrainingJob
-from .queue import _leased, _require_running
+from .queue import leased_job, require_running
 from .services import now, principal_for_user
 
 MAX_PREVIEW_BYTES = 8 * 1024 * 1024
@@ -59,8 +59,8 @@ def complete_job(
         job = session.get(TrainingJob, job_id)
         if job is not None and _replayed(job, key):
             return job
-        job = _leased(session, principal, job_id, done.lease, lock=False)
-        _require_running(job)
+        job = leased_job(session, principal, job_id, done.lease, lock=False)
+        require_running(job)
         creator = principal_for_user(session, job.created_by)
     vectors = parse_canonical(done.data, max_bytes=settings.max_upload_bytes)
     if vectors.family.name != job.family:
@@ -110,8 +110,8 @@ def complete_job(
         ).one()
         if _replayed(job, key):
             return job
-        job = _leased(session, principal, job_id, done.lease)
-        _require_running(job)
+        job = leased_job(session, principal, job_id, done.lease)
+        require_running(job)
         t = now()
         job.status = JobStatus.SUCCEEDED.value
         job.idempotency_key = key

@@ -126,7 +126,7 @@ def claim_job(
         return Claim(job, lease_seconds)
 
 
-def _leased(
+def leased_job(
     session: Session, principal: Principal | None, job_id: str, lease: Any, *, lock: bool = True
 ) -> TrainingJob:
     """The job, if ``lease`` is its current, unexpired lease; Conflict when the lease is lost."""
@@ -147,7 +147,7 @@ def _leased(
     return job
 
 
-def _require_running(job: TrainingJob) -> None:
+def require_running(job: TrainingJob) -> None:
     if job.status != JobStatus.RUNNING.value:
         raise Conflict(f"training job {job.id} is {job.status}; stop working on it")
 
@@ -157,10 +157,10 @@ def heartbeat(
 ) -> dict[str, Any]:
     """Extend the lease and record progress; ``cancel: true`` tells the worker to stop."""
     with session_scope(engine) as session:
-        job = _leased(session, principal, job_id, data.get("lease"))
+        job = leased_job(session, principal, job_id, data.get("lease"))
         if job.status == JobStatus.CANCELLED.value:
             return {"cancel": True, "status": job.status, "lease_expires_at": None}
-        _require_running(job)
+        require_running(job)
         t = now()
         step = data.get("step")
         if isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= job.total_steps:
@@ -192,12 +192,12 @@ def save_checkpoint(
     if not data:
         raise BadRequest("send the checkpoint bytes in the multipart field 'file'")
     with session_scope(engine) as session:
-        _require_running(_leased(session, principal, job_id, lease, lock=False))
+        require_running(leased_job(session, principal, job_id, lease, lock=False))
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     store.put(digest, data)
     with session_scope(engine) as session:
-        job = _leased(session, principal, job_id, lease)
-        _require_running(job)
+        job = leased_job(session, principal, job_id, lease)
+        require_running(job)
         job.checkpoint_digest, job.checkpoint_step = digest, step
         job.step = max(job.step, min(step, job.total_steps))
         job.updated_at = now()
@@ -212,8 +212,8 @@ def fail_job(
     claims; ``retry: false`` (bad input that will fail again) fails it at once."""
     error = str(data.get("error") or "the worker reported a failure")[:4000]
     with session_scope(engine) as session:
-        job = _leased(session, principal, job_id, data.get("lease"))
-        _require_running(job)
+        job = leased_job(session, principal, job_id, data.get("lease"))
+        require_running(job)
         t = now()
         if data.get("retry", True) and job.attempts < job.max_attempts:
             job.status = JobStatus.QUEUED.value
@@ -234,8 +234,8 @@ def release_job(
     """A worker shutting down (SIGTERM) hands the job back after checkpointing; the attempt
     does not count against ``max_attempts``, since nothing failed."""
     with session_scope(engine) as session:
-        job = _leased(session, principal, job_id, lease)
-        _require_running(job)
+        job = leased_job(session, principal, job_id, lease)
+        require_running(job)
         job.status = JobStatus.QUEUED.value
         job.attempts = max(0, job.attempts - 1)
         job.worker_id = job.lease_id = job.lease_expires_at = None

@@ -18,8 +18,9 @@ from sqlmodel import Session, select
 
 from client.core.errors import Conflict, NotFound
 from client.core.training import FINISHED_STATUSES, JobRequest
+from registry.accounts import services as accounts
 from registry.accounts.access import Principal, require_scope, require_write
-from registry.accounts.models import Membership, Namespace, Org, Scope, User
+from registry.accounts.models import Namespace, Scope
 from registry.db import session_scope
 from registry.settings import Settings
 from registry.storage.base import BlobStore
@@ -164,21 +165,7 @@ def cancel_job(session: Session, principal: Principal | None, job_id: str) -> Tr
 def principal_for_user(session: Session, user_id: int) -> Principal | None:
     """The job's creator as a publisher (write scope, current org roles): a worker publishes on
     their behalf, so their rights *now* decide, not the worker's."""
-    user = session.get(User, user_id)
-    if user is None:
-        return None
-    roles = session.exec(
-        select(Org.name, Membership.role)
-        .join(Membership, Membership.org_id == Org.id)
-        .where(Membership.user_id == user.id)
-    ).all()
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        scopes=frozenset({Scope.READ.value, Scope.WRITE.value}),
-        is_admin=user.is_admin,
-        roles={name: role for name, role in roles},
-    )
+    return accounts.principal_for_user(session, user_id, [Scope.READ.value, Scope.WRITE.value])
 
 
 def referenced_digests(session: Session) -> set[str]:
