@@ -7,8 +7,9 @@ from client.core.training import TrainingParams
 
 from .checkpoint import Checkpoint
 from .early_stop import DvarRule
-from .loop import Progress, Trainer, TrainingResult, train_embedding
+from .loop import Trainer, train_embedding
 from .previews import render_previews
+from .results import Progress, TrainingResult
 
 __all__ = [
     "Checkpoint",

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from . import text
 from .checkpoint import Checkpoint
 from .data import encode_latents, prepare_images
 from .early_stop import DvarRule
+from .results import Progress, TrainingResult
 
 EVAL_BATCH = 4  # images in the fixed early-stopping batch (fewer if fewer images)
 
@@ -42,33 +43,6 @@ class Batch:
     target: torch.Tensor | None = (
         None  # overrides the noise/velocity target (tests: a reachable one)
     )
-
-
-@dataclass
-class Progress:
-    step: int
-    total: int
-    losses: list[float]  # training losses since the previous report
-    eval_loss: float | None
-    elapsed_s: float
-    eta_s: float
-    steps_per_s: float
-    checkpoint: Callable[[], Checkpoint] = field(repr=False)  # the state after `step`, on demand
-
-
-@dataclass
-class TrainingResult:
-    embedding: Embedding
-    steps: int
-    final_loss: float | None
-    losses: list[float]
-    eval_losses: list[float]
-    wall_s: float
-    device: str
-    stopped_early: bool
-    cancelled: bool
-    checkpoint: Checkpoint  # state at the end (a cancelled run resumes from it)
-    image_digests: list[str]
 
 
 def resolve_device(name: str) -> torch.device:
