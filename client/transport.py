@@ -29,6 +29,11 @@ from client.core.errors import DigestMismatch, ErrorCode, LexiconError, Unavaila
 from .refs import validate_digest
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# A POST or PATCH may have taken effect when the answer was lost or a 500/502/504: retrying it
+# could submit a job twice. Those retry only when the server surely did nothing: the connection
+# never opened, or it answered 429/503.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+NOT_PROCESSED_STATUS = frozenset({429, 503})
 MAX_REDIRECTS = 5
 MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024  # embeddings are KB; anything bigger is not one
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
@@ -177,12 +182,14 @@ class Transport:
             try:
                 response = self._client.send(request, stream=stream)
             except httpx.TransportError as exc:
-                raise _Retry(
-                    Unavailable(
-                        f"could not reach {url.copy_with(query=None)} ({type(exc).__name__}: "
-                        f"{exc}); check LEXICON_URL and that the registry is running"
-                    )
-                ) from None
+                error = Unavailable(
+                    f"could not reach {url.copy_with(query=None)} ({type(exc).__name__}: "
+                    f"{exc}); check LEXICON_URL and that the registry is running"
+                )
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if method in IDEMPOTENT_METHODS or never_sent:
+                    raise _Retry(error) from None
+                raise error from None
             if response.is_redirect and "location" in response.headers:
                 response.close()
                 url = response.url.join(response.headers["location"])
@@ -193,7 +200,10 @@ class Transport:
                 return response
             response.read()
             response.close()
-            if response.status_code in RETRY_STATUS:
+            retryable = response.status_code in RETRY_STATUS and (
+                method in IDEMPOTENT_METHODS or response.status_code in NOT_PROCESSED_STATUS
+            )
+            if retryable:
                 raise _Retry(problem_error(response), retry_after_seconds(response))
             raise problem_error(response)
         raise UnexpectedResponse(

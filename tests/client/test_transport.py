@@ -14,6 +14,7 @@ import pytest
 from client.core.errors import (
     DigestMismatch,
     Forbidden,
+    LexiconError,
     NotFound,
     RateLimited,
     Unauthorized,
@@ -135,6 +136,20 @@ def test_retries_503_then_succeeds(transport: Transport, registry: Server, sleep
     assert transport.get_json("/x") == {"ok": True}
     assert registry.hits("/x") == 2
     assert len(sleeps) == 1 and 0 < sleeps[0] <= 0.01
+
+
+def test_post_is_not_repeated_after_a_502(transport: Transport, registry: Server) -> None:
+    """A 502 may come after the job was created: a second POST could submit it twice."""
+    registry.routes["/jobs"] = [problem(502, "internal_error", "gateway"), ok_json({"ok": True})]
+    with pytest.raises(LexiconError):
+        transport.request("POST", "/jobs", json={"a": 1})
+    assert registry.hits("/jobs") == 1
+
+
+def test_post_is_retried_after_503(transport: Transport, registry: Server, sleeps: list) -> None:
+    registry.routes["/jobs"] = [problem(503, "unavailable", "busy"), ok_json({"ok": True})]
+    assert transport.request("POST", "/jobs", json={"a": 1}).json() == {"ok": True}
+    assert registry.hits("/jobs") == 2
 
 
 def test_backoff_grows_and_is_capped(registry: Server, sleeps: list) -> None:
