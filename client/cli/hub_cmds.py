@@ -86,6 +86,16 @@ def login(
 
 @app.command()
 @handles_errors
+def logout() -> None:
+    """Forget the saved token (LEXICON_TOKEN, if set, still applies)."""
+    from ..config import credentials_path, delete_credentials
+
+    forgot = delete_credentials()
+    print(f"removed {credentials_path()}" if forgot else "no saved credentials")
+
+
+@app.command()
+@handles_errors
 def whoami(as_json: JsonOpt = False) -> None:
     """Show who the configured token belongs to."""
     with open_hub() as hub:

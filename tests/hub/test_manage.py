@@ -123,6 +123,10 @@ def test_login_checks_the_token_then_saves_it(live, hub_cli, tmp_path: Path) -> 
     # Later commands use the saved token for that URL.
     me = hub_cli("whoami", env=env)
     assert me.exit_code == 0 and me.stdout.startswith("bob on "), me.output
+    # ... until logout forgets it; then the registry asks for a token again.
+    assert hub_cli("logout", env=env).exit_code == 0
+    assert not saved.exists()
+    assert hub_cli("whoami", env={**env, "LEXICON_URL": live.url}).exit_code == 4
 
 
 def test_lookup_by_the_short_hash_of_the_original_file(
