@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from client.core.canonical import parse_canonical
 from client.core.errors import BadRequest, IncompatibleEmbedding
 from registry.accounts.access import Principal
 from registry.db import session_scope
+from registry.embeddings.models import Embedding, EmbeddingVersion
 from registry.embeddings.publish import PublishMetadata, publish_version
 from registry.settings import Settings
 from registry.storage.base import BlobStore
@@ -55,6 +56,7 @@ def complete_job(
     key = done.idempotency_key
     if not isinstance(key, str) or not 8 <= len(key) <= 100:
         raise BadRequest("send an 'idempotency_key' of 8-100 characters (reuse it on retries)")
+    vectors = parse_canonical(done.data, max_bytes=settings.max_upload_bytes)
     with session_scope(engine) as session:
         job = session.get(TrainingJob, job_id)
         if job is not None and _replayed(job, key):
@@ -62,11 +64,18 @@ def complete_job(
         job = leased_job(session, principal, job_id, done.lease, lock=False)
         require_running(job)
         creator = principal_for_user(session, job.created_by)
-    vectors = parse_canonical(done.data, max_bytes=settings.max_upload_bytes)
-    if vectors.family.name != job.family:
-        raise IncompatibleEmbedding(
-            f"the result is {vectors.family.describe()} but the job asked for {job.family}"
-        )
+        if vectors.family.name != job.family:
+            raise IncompatibleEmbedding(
+                f"the result is {vectors.family.describe()} but the job asked for {job.family}"
+            )
+        earlier = _published_earlier(session, job)
+        if earlier is None:
+            # Recorded before publishing: if the registry dies between the publish and the final
+            # update, the next worker's complete finds this version instead of adding another.
+            job.result_digest = vectors.digest
+            session.add(job)
+    if earlier is not None:
+        return _finish(engine, principal, job_id, done, key, earlier)
     previews = []
     prompts = list(done.metadata.get("preview_prompts") or [])
     for i, (name, png) in enumerate(done.previews):
@@ -104,6 +113,32 @@ def complete_job(
         meta=meta,
         max_bytes=settings.max_upload_bytes,
     )
+    return _finish(engine, principal, job_id, done, key, result.version)
+
+
+def _published_earlier(session: Session, job: TrainingJob) -> EmbeddingVersion | None:
+    """The version an interrupted earlier ``complete`` of this job already published."""
+    if not job.result_digest:
+        return None
+    return session.exec(
+        select(EmbeddingVersion)
+        .join(Embedding, EmbeddingVersion.embedding_id == Embedding.id)
+        .where(
+            Embedding.namespace == job.namespace,
+            Embedding.name == job.name,
+            EmbeddingVersion.digest == job.result_digest,
+        )
+    ).first()
+
+
+def _finish(
+    engine: Engine,
+    principal: Principal | None,
+    job_id: str,
+    done: Completion,
+    key: str,
+    version: EmbeddingVersion,
+) -> TrainingJob:
     with session_scope(engine) as session:
         job = session.exec(
             select(TrainingJob).where(TrainingJob.id == job_id).with_for_update()
@@ -115,8 +150,8 @@ def complete_job(
         t = now()
         job.status = JobStatus.SUCCEEDED.value
         job.idempotency_key = key
-        job.result_number = result.version.number
-        job.result_digest = result.version.digest
+        job.result_number = version.number
+        job.result_digest = version.digest
         job.step = min(int(done.metadata.get("steps") or job.step), job.total_steps)
         job.error = None
         job.lease_id = job.lease_expires_at = None

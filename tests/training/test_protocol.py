@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from client.core.canonical import canonical_bytes
+from registry.db import session_scope
 from registry.training.models import TrainingJob
 from tests.registry.helpers import assert_problem, auth, random_vectors
 from tests.training.conftest import TrainingHub, png
@@ -97,6 +98,28 @@ def test_complete_publishes_exactly_once_with_previews(thub: TrainingHub) -> Non
     digest = training["previews"][0]["digest"]
     got = thub.get(f"/api/v1/embeddings/alice/toy/versions/1/previews/{digest}", alice)
     assert got.status_code == 200 and got.content == preview
+
+
+def test_a_complete_cut_short_after_publishing_is_not_published_twice(thub: TrainingHub) -> None:
+    """The registry dies between publishing the version and marking the job done; the job goes
+    back to the queue and the next worker (whose vectors differ) completes: still one version."""
+    alice, wtoken = thub.user("alice"), thub.worker_token()
+    job = thub.submitted(alice)
+    worker = thub.register(wtoken, ["sd1"])
+    lease = thub.claim(wtoken, worker).json()["lease"]
+    first = complete(thub, wtoken, job["id"], lease, "key-first-1")
+    assert first.status_code == 200, first.text
+    with session_scope(thub.engine) as session:  # undo what the lost final update wrote
+        row = session.get(TrainingJob, job["id"])
+        row.status, row.idempotency_key, row.result_number = "queued", None, None
+        row.lease_id = row.lease_expires_at = None
+        session.add(row)
+    lease = thub.claim(wtoken, worker).json()["lease"]
+    second = complete(thub, wtoken, job["id"], lease, "key-second", data=result_bytes(seed=7))
+    assert second.status_code == 200, second.text
+    assert second.json()["result"] == first.json()["result"]
+    versions = thub.get("/api/v1/embeddings/alice/toy/versions", alice).json()["items"]
+    assert [v["number"] for v in versions] == [1]
 
 
 def test_previews_of_a_private_embedding_are_404_to_outsiders(thub: TrainingHub) -> None:
