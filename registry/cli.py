@@ -82,8 +82,9 @@ def create_user(
     password: Annotated[str | None, typer.Option(help="Password for the web pages.")] = None,
 ) -> None:
     """Create a user and print a new API token (the last line of output)."""
+    from client.core.errors import NotFound
     from registry.accounts import services
-    from registry.accounts.models import Org, Role, Scope
+    from registry.accounts.models import Role, Scope
     from registry.db import make_engine, session_scope
 
     settings = _settings(data_dir)
@@ -92,13 +93,12 @@ def create_user(
     with session_scope(engine) as session:
         user = services.create_user(session, name, is_admin=admin, password=password)
         for org_name in org or []:
-            existing = session.exec(
-                __import__("sqlmodel").select(Org).where(Org.name == org_name)
-            ).first()
-            if existing is None:
+            try:
+                services.set_membership(
+                    session, services.get_org(session, org_name), user, Role.OWNER.value
+                )
+            except NotFound:
                 services.create_org(session, org_name, user)
-            else:
-                services.set_membership(session, existing, user, Role.OWNER.value)
         scopes = [Scope.READ.value, Scope.WRITE.value] + ([Scope.ADMIN.value] if admin else [])
         secret, _ = services.create_token(session, user, "cli", scopes)
     typer.echo(f"created user {name}{' (admin)' if admin else ''}")
@@ -154,4 +154,11 @@ def gc(
 
 
 def main() -> None:
-    app()
+    """Console entry: typed errors end as one line naming the cause and the fix."""
+    from client.core.errors import LexiconError
+
+    try:
+        app()
+    except LexiconError as exc:
+        typer.echo(f"error: {exc} (fix: {exc.fix})", err=True)
+        raise SystemExit(1) from None

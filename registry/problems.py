@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
 from client.core.errors import ERRORS, ErrorCode, LexiconError
@@ -75,5 +75,3 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error_handler,
     Exception: internal_error_handler,
 }
-
-__all__ = ["EXCEPTION_HANDLERS", "MediaType", "problem"]

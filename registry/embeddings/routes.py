@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, head, patch, post, put
+from litestar import Controller, Response, delete, get, head, patch, post, put
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
@@ -256,5 +256,3 @@ def lookup(
 
 
 ROUTES = [EmbeddingController, browse, blob_exists, lookup]
-
-__all__ = ["ROUTES", "Request"]
