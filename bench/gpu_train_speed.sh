@@ -2,7 +2,7 @@
 # One prepared GPU run for a lent H100: random-weight SD1.5-size UNet/VAE/CLIP built from config
 # dicts (no download), 512 px, batch 1 and 4, our loop and the reference baseline, bf16.
 # Prints steps/s, peak CUDA memory and the ratios (target: >= 2x steps/s at <= 1/2 peak memory).
-# Usage: bash bench/gpu_train_speed.sh [steps]      (about 3-5 minutes on an H100)
+# Usage: bash bench/gpu_train_speed.sh [steps]      (about 5-8 minutes on an H100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -16,9 +16,11 @@ if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 for BATCH in 1 4; do
-  echo "=== sd15 config, 512 px, batch $BATCH, $STEPS steps, bf16 ==="
+  # batch 4 also runs each ablation: ours with one speed point removed at a time
+  ABLATE=$([ "$BATCH" = 4 ] && echo --ablate || true)
+  echo "=== sd15 config, 512 px, batch $BATCH, $STEPS steps, bf16 $ABLATE ==="
   "$PY" bench/train_speed.py --config sd15 --device cuda --resolution 512 \
-    --batch "$BATCH" --steps "$STEPS" --loss-every 10 | grep -v '^JSON'
+    --batch "$BATCH" --steps "$STEPS" --loss-every 10 $ABLATE | grep -v '^JSON'
 done
 if [ "${COMPILE:-1}" = 1 ]; then
   echo "=== same, batch 4, ours with torch.compile(unet) ==="

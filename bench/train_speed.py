@@ -164,8 +164,11 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
                 mixed_precision=cuda,
                 **common,
             )
+        from ablations import install
+
         from trainer_service.training import TrainingParams, train_embedding
 
+        overrides = install(args.variant)
         params = TrainingParams(
             trigger="<toy>",
             initializer="cat",
@@ -173,15 +176,17 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
             resolution=args.resolution,
             seed=args.seed,
             early_stop=False,
-            loss_every=args.loss_every,
             compile=args.compile,
             device=args.device,
+            **{"loss_every": args.loss_every, **overrides},
             **common,
         )
         t0 = time.perf_counter()
         result = train_embedding(pipe, images, params)
         wall = time.perf_counter() - t0
         n, d = result.embedding.vectors["emb_params"].shape
+        if args.variant == "full-table":  # the whole table is in AdamW too
+            n += pipe.text_encoder.get_input_embeddings().weight.shape[0]
         return {
             "losses": result.losses,
             "vectors": result.embedding.vectors["emb_params"],
@@ -197,7 +202,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     if cuda:
         torch.cuda.synchronize()
     return {
-        "loop": args.child,
+        "loop": args.child if args.child == "baseline" else args.variant,
         "steps": args.steps,
         "wall_s": out["wall_s"],
         "steps_per_s": args.steps / out["wall_s"],
@@ -228,7 +233,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--loss-every", type=int, default=20)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument(
+        "--ablate", action="store_true", help="also run ours with each speed point removed"
+    )
     ap.add_argument("--child", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--variant", default="ours", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(_child(args)))
@@ -238,22 +247,26 @@ def main() -> None:
 
         if not torch.cuda.is_available():
             sys.exit("train_speed: --device cuda asked for, but no CUDA device is visible")
+    from ablations import VARIANTS
+
     results = {}
-    for loop in ("baseline", "ours"):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--child", loop]
+    runs = [("baseline", "ours")] + [("ours", v) for v in (VARIANTS if args.ablate else ["ours"])]
+    for child, variant in runs:
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--child", child, "--variant", variant]
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        name = child if child == "baseline" else variant
         if proc.returncode:
-            sys.exit(f"{loop} loop failed:\n{proc.stderr[-4000:]}")
-        results[loop] = json.loads(proc.stdout.strip().splitlines()[-1])
+            sys.exit(f"{name} loop failed:\n{proc.stderr[-4000:]}")
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     b, o = results["baseline"], results["ours"]
     vocab = args.vocab if args.config == "tiny" else "full"
     print(
         f"config={args.config} vocab={vocab} device={o['device']} resolution={args.resolution} "
         f"batch={args.batch} steps={args.steps} vectors={args.vectors}"
     )
-    for r in (b, o):
+    for r in results.values():
         print(
-            f"  {r['loop']:8s} {r['steps_per_s']:7.2f} steps/s  wall {r['wall_s']:6.2f} s  "
+            f"  {r['loop']:16s} {r['steps_per_s']:7.2f} steps/s  wall {r['wall_s']:6.2f} s  "
             f"optimizer state {_fmt_bytes(r['optimizer_state_bytes'])}  "
             f"peak cuda {_fmt_bytes(r['peak_cuda_bytes'])}  "
             f"max RSS {r['max_rss_kb'] / 1024:,.0f} MiB "
@@ -272,7 +285,16 @@ def main() -> None:
         f"{o['optimizer_state_bytes'] / b['optimizer_state_bytes']:.5f}"
     )
     print(f"  ratio ours/baseline max RSS: {o['max_rss_kb'] / b['max_rss_kb']:.2f}")
-    print("JSON " + json.dumps({"args": vars(args), "baseline": b, "ours": o}))
+    for name, r in results.items():
+        if name not in ("baseline", "ours"):
+            mem = ""
+            if r["peak_cuda_bytes"]:
+                mem = f", peak CUDA memory {r['peak_cuda_bytes'] / o['peak_cuda_bytes']:.2f}x"
+            print(
+                f"  ablation {name}: ours is {o['steps_per_s'] / r['steps_per_s']:.2f}x its "
+                f"steps/s{mem}, max RSS {r['max_rss_kb'] / o['max_rss_kb']:.2f}x ours"
+            )
+    print("JSON " + json.dumps({"args": vars(args), **results}))
 
 
 if __name__ == "__main__":
