@@ -7,6 +7,10 @@
   latent cache — point 2 removed.
 - ``sync-every-step``: losses read back to the host after every step (``loss_every=1``) —
   point 3 removed; no subclass needed.
+- ``bf16-off`` (GPU only): every weight fp32 and no bf16 autocast — point 4 removed.
+- ``compile`` (GPU only): ours plus ``torch.compile(unet)`` — the optional part of point 4.
+
+Everything else (driver loop, sampling, seed, read-backs) is the shipped ``train_embedding``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,17 @@ from trainer_service.training.data import prepare_images
 from trainer_service.training.loop import Batch, Trainer
 
 VARIANTS = ("ours", "full-table", "vae-every-step", "sync-every-step")
+GPU_VARIANTS = (*VARIANTS, "bf16-off", "compile")
+# what each row of the ablation table takes back from ours (or adds)
+WHAT = {
+    "baseline": "everything (the reference script)",
+    "ours": "nothing",
+    "full-table": "1: whole table in AdamW, restored every step",
+    "vae-every-step": "2: VAE encodes every batch, no latent cache",
+    "sync-every-step": "3: loss read back (host sync) every step",
+    "bf16-off": "4: fp32 weights, no bf16 autocast",
+    "compile": "4 added: torch.compile(unet)",
+}
 
 
 class FullTableTrainer(Trainer):
@@ -32,7 +47,12 @@ class FullTableTrainer(Trainer):
             for t in tables:
                 t.requires_grad_(True)
             self.optimizer = torch.optim.AdamW(
-                [*self.vectors, *tables], lr=self.params.learning_rate, weight_decay=1e-2
+                [*self.vectors, *tables],
+                lr=self.params.learning_rate,
+                betas=(0.9, 0.999),
+                weight_decay=1e-2,
+                eps=1e-8,
+                fused=self.cuda,
             )
             self._restore = list(zip(tables, originals, strict=True))
             try:
@@ -60,13 +80,31 @@ class VaeEveryStepTrainer(Trainer):
         self.pixels = torch.stack(pixels).to(self.device, vae_dtype)
 
     def sample_batch(self, generator: torch.Generator | None = None) -> Batch:
-        batch = super().sample_batch(generator)
-        idx = torch.randint(0, len(self.pixels), (self.params.batch_size,), device=self.device)
+        """Ours' draws from the same generator, but the latents come from a VAE encode of the
+        drawn images (and flips) this step: ``mean + std * eps``, as ``latent_dist.sample()``."""
+        g, b, dev = generator or self.generator, self.params.batch_size, self.device
+        idx = torch.randint(0, len(self.cache), (b,), generator=g, device=dev)
+        tmpl = torch.randint(0, len(self.templates), (b,), generator=g, device=dev)
+        t = torch.randint(0, self.num_timesteps, (b,), generator=g, device=dev)
+        shape = (b, *self.cache.mean.shape[1:])
+        eps = torch.randn(shape, generator=g, device=dev)
+        noise = torch.randn(shape, generator=g, device=dev)
         vae = self.pipe.vae
+        scale = float(vae.config.scaling_factor)
+        shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
         with torch.no_grad():
-            latents = vae.encode(self.pixels[idx]).latent_dist.sample()
-        batch.latents = latents.float() * float(vae.config.scaling_factor)
-        return batch
+            dist = vae.encode(self.pixels[idx]).latent_dist
+            latents = (dist.mean.float() - shift) * scale + dist.std.float() * scale * eps
+        ids = [tid[tmpl] for tid in self.template_ids]
+        return Batch(latents, noise, t, ids, self.cache.time_ids[idx])
+
+
+class NoAutocastTrainer(Trainer):
+    """bf16 autocast off (the child also leaves every weight fp32)."""
+
+    def __init__(self, pipe: Any, images: list[Any], params: Any) -> None:
+        super().__init__(pipe, images, params)
+        self.cuda = False  # after construction this flag only switches autocast
 
 
 def install(variant: str) -> dict[str, Any]:
@@ -79,4 +117,10 @@ def install(variant: str) -> dict[str, Any]:
         loop.Trainer = VaeEveryStepTrainer
     elif variant == "sync-every-step":
         return {"loss_every": 1}
+    elif variant == "bf16-off":
+        loop.Trainer = NoAutocastTrainer
+    elif variant == "compile":
+        return {"compile": True}
+    elif variant != "ours":
+        raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(GPU_VARIANTS)}")
     return {}

@@ -142,10 +142,12 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         if args.vocab == "full":  # SD1.5's 49408-row table, so the baseline's AdamW is real size
             pipe.tokenizer = _full_tokenizer()
             pipe.text_encoder.resize_token_embeddings(len(pipe.tokenizer))
-    if cuda:  # mixed precision as the reference: frozen UNet/VAE in bf16
+    if cuda and args.variant != "bf16-off":  # as the reference: frozen UNet/VAE in bf16
         pipe.unet.to(torch.bfloat16)
         pipe.vae.to(torch.bfloat16)
-        if args.child == "ours":  # ours trains no text-encoder weight, so it may be bf16 too
+        # ours trains no text-encoder weight, so it may be bf16 too; loops that train the
+        # table (the baseline, full-table) keep it fp32 as the reference must
+        if args.child == "ours" and args.variant != "full-table":
             pipe.text_encoder.to(torch.bfloat16)
     images = _images(args.images, args.resolution, seed=1)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -176,9 +178,8 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
             resolution=args.resolution,
             seed=args.seed,
             early_stop=False,
-            compile=args.compile,
             device=args.device,
-            **{"loss_every": args.loss_every, **overrides},
+            **{"loss_every": args.loss_every, "compile": args.compile, **overrides},
             **common,
         )
         t0 = time.perf_counter()
@@ -216,7 +217,33 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _fmt_bytes(n: float | None) -> str:
-    return "-" if n is None else f"{n / 2**20:,.1f} MiB"
+    if n is None:
+        return "-"
+    return f"{n / 2**10:,.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB"
+
+
+def _ablation_table(results: dict[str, dict[str, Any]]) -> None:
+    """One row per loop: steps/s and memory, each as a ratio to ours and to the baseline
+    (memory: peak CUDA on GPU, the child's max RSS on CPU)."""
+    from ablations import WHAT
+
+    b, o = results["baseline"], results["ours"]
+    cuda = bool(o["peak_cuda_bytes"])
+    key = "peak_cuda_bytes" if cuda else "max_rss_kb"
+    unit = 2**20 if cuda else 1024
+    mem = "peak CUDA" if cuda else "max RSS"
+    print(
+        f"  {'loop':16s} {'takes back':45s} {'steps/s':>8s} {'/ours':>6s} {'/base':>6s} "
+        f"{mem + ' MiB':>14s} {'/ours':>6s} {'/base':>6s} {'optim state':>12s}"
+    )
+    for name, r in results.items():
+        m, rate = r[key], r["steps_per_s"]
+        print(
+            f"  {name:16s} {WHAT.get(name, '?')[:45]:45s} {r['steps_per_s']:8.2f} "
+            f"{rate / o['steps_per_s']:5.2f}x {rate / b['steps_per_s']:5.2f}x "
+            f"{m / unit:14,.0f} {m / o[key]:6.2f} {m / b[key]:6.2f} "
+            f"{_fmt_bytes(r['optimizer_state_bytes']):>12s}"
+        )
 
 
 def main() -> None:
@@ -238,6 +265,7 @@ def main() -> None:
     )
     ap.add_argument("--child", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--variant", default="ours", help=argparse.SUPPRESS)
+    ap.add_argument("--only", help="with --ablate: comma-separated variants to run (GPU time)")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(_child(args)))
@@ -247,10 +275,14 @@ def main() -> None:
 
         if not torch.cuda.is_available():
             sys.exit("train_speed: --device cuda asked for, but no CUDA device is visible")
-    from ablations import VARIANTS
+    from ablations import GPU_VARIANTS, VARIANTS
 
+    variants = (GPU_VARIANTS if args.device == "cuda" else VARIANTS) if args.ablate else ["ours"]
+    if args.ablate and args.only:
+        variants = [v for v in variants if v == "ours" or v in args.only.split(",")]
     results = {}
-    runs = [("baseline", "ours")] + [("ours", v) for v in (VARIANTS if args.ablate else ["ours"])]
+    runs = [("baseline", "ours")] + [("ours", v) for v in variants]
+    started = time.perf_counter()
     for child, variant in runs:
         cmd = [sys.executable, __file__, *sys.argv[1:], "--child", child, "--variant", variant]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -258,6 +290,7 @@ def main() -> None:
         if proc.returncode:
             sys.exit(f"{name} loop failed:\n{proc.stderr[-4000:]}")
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    total_s = time.perf_counter() - started
     b, o = results["baseline"], results["ours"]
     vocab = args.vocab if args.config == "tiny" else "full"
     print(
@@ -285,15 +318,9 @@ def main() -> None:
         f"{o['optimizer_state_bytes'] / b['optimizer_state_bytes']:.5f}"
     )
     print(f"  ratio ours/baseline max RSS: {o['max_rss_kb'] / b['max_rss_kb']:.2f}")
-    for name, r in results.items():
-        if name not in ("baseline", "ours"):
-            mem = ""
-            if r["peak_cuda_bytes"]:
-                mem = f", peak CUDA memory {r['peak_cuda_bytes'] / o['peak_cuda_bytes']:.2f}x"
-            print(
-                f"  ablation {name}: ours is {o['steps_per_s'] / r['steps_per_s']:.2f}x its "
-                f"steps/s{mem}, max RSS {r['max_rss_kb'] / o['max_rss_kb']:.2f}x ours"
-            )
+    if args.ablate:
+        _ablation_table(results)
+    print(f"  total wall (all children, incl. start-up and warm-up): {total_s:.0f} s")
     print("JSON " + json.dumps({"args": vars(args), **results}))
 
 
