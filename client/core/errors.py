@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     INCOMPATIBLE = "incompatible_embedding"
     NOT_CANONICAL = "not_canonical"
     DIGEST_MISMATCH = "digest_mismatch"
+    ORIGINAL_MISMATCH = "original_mismatch"
     # Requests
     BAD_NAME = "bad_name"
     BAD_REQUEST = "bad_request"
@@ -93,6 +94,12 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         502,
         "Downloaded bytes do not match their digest",
         "Retry; if it persists the server or a proxy is corrupting the download.",
+    ),
+    ErrorCode.ORIGINAL_MISMATCH: ErrorSpec(
+        422,
+        "Original file does not hold the uploaded vectors",
+        "Send as 'original' the file the upload was converted from (`hub push FILE` does), or "
+        "publish without it.",
     ),
     ErrorCode.BAD_NAME: ErrorSpec(
         422,
@@ -174,6 +181,12 @@ class IncompatibleEmbedding(LexiconError):
 
 class DigestMismatch(LexiconError):
     code = ErrorCode.DIGEST_MISMATCH
+
+
+class OriginalMismatch(LexiconError):
+    """The ``original`` file sent with a publish reads as other vectors than the upload."""
+
+    code = ErrorCode.ORIGINAL_MISMATCH
 
 
 class BadName(LexiconError):

@@ -101,3 +101,30 @@ class Star(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
     embedding_id: int = Field(foreign_key="embedding.id", primary_key=True, ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class HashKind(StrEnum):
+    """What a :class:`VersionHash` is the sha256 of."""
+
+    DIGEST = "digest"  # the canonical blob the file route serves (= the version's digest)
+    CANONICAL = "canonical"  # the canonical file `hub pull` writes (with lexicon.* metadata)
+    A1111 = "a1111"
+    KOHYA = "kohya"
+    DIFFUSERS = "diffusers"  # one row per file (SDXL is a pair)
+    UPLOAD = "upload"  # the canonical bytes the publisher uploaded
+    ORIGINAL = "original"  # a file the version was pushed from, checked to hold its tensors
+    AUTOV3 = "autov3"  # Civitai's AutoV3: sha256 of a safetensors file's body (header skipped)
+
+
+class VersionHash(SQLModel, table=True):
+    """A hash that finds a version (``GET /api/v1/lookup``). Rows are written only for bytes the
+    server has seen yield the version's tensors; claimed hashes are never stored (issue 8.6)."""
+
+    __tablename__ = "version_hash"
+
+    version_id: int = Field(
+        foreign_key="embedding_version.id", primary_key=True, ondelete="CASCADE"
+    )
+    kind: str = Field(primary_key=True, max_length=16)
+    # Lowercase hex; short-hash lookups are range scans on this index (see hashes.lookup).
+    sha256: str = Field(primary_key=True, max_length=64, index=True)
