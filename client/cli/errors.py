@@ -2,21 +2,28 @@
 
 0 ok, 1 user error, 2 not found, 3 incompatible, 4 auth, 5 network. A command wrapped in
 :func:`handles_errors` prints one line ``error: <what> (fix: <what to do>)`` on stderr and
-exits with the code for the typed error; no traceback reaches the user.
+exits with the code for the typed error; no traceback reaches the user. An exception that is
+not a typed error is a bug in hub: it too is one line naming the exception (exit 1), and
+``LEXICON_DEBUG=1`` lets its traceback through for the bug report.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 
 from ..core.errors import ErrorCode, LexiconError
 
 OK, USER_ERROR, NOT_FOUND, INCOMPATIBLE, AUTH, NETWORK = 0, 1, 2, 3, 4, 5
+INTERRUPTED = 130  # what shells report for Ctrl-C
+DEBUG_ENV = "LEXICON_DEBUG"
+BUG_FIX = f"this is a bug in hub; rerun with {DEBUG_ENV}=1 for the traceback and report it"
 
 EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: NOT_FOUND,
@@ -29,6 +36,8 @@ EXIT_CODES: dict[ErrorCode, int] = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+# How commands end on purpose (typer has its own Exit/Abort beside click's): passed through.
+_NOT_FAILURES = (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort)
 
 
 def exit_code(exc: BaseException) -> int:
@@ -42,28 +51,48 @@ def exit_code(exc: BaseException) -> int:
 
 
 def print_error(exc: BaseException, label: str | None = None) -> None:
-    message = " ".join(str(exc).split())
+    """One line on stderr: ``error: [<label>: ]<cause> (fix: <what to do>)``."""
     prefix = f"{label}: " if label else ""
     if isinstance(exc, LexiconError):
-        fix = " ".join(exc.fix.split())
-        print(f"error: {prefix}{message} (fix: {fix})", file=sys.stderr)
+        message, fix = str(exc), exc.fix
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename and not label else ""
+        message, fix = f"{where}{exc.strerror or exc}", ""
     else:
-        print(f"error: {prefix}{message}", file=sys.stderr)
+        message, fix = f"unexpected {type(exc).__name__}: {exc}", BUG_FIX
+    message = " ".join(message.split())
+    tail = f" (fix: {' '.join(fix.split())})" if fix else ""
+    print(f"error: {prefix}{message}{tail}", file=sys.stderr)
+
+
+def debugging() -> bool:
+    """``LEXICON_DEBUG=1``: let unexpected exceptions raise, traceback and all."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def failure_exit_code(exc: BaseException, label: str | None = None) -> int:
+    """Report ``exc`` in one line and return the exit code for it; re-raises what is not a
+    failure (click's exits and usage errors) and, when debugging, unexpected exceptions."""
+    if isinstance(exc, _NOT_FAILURES):
+        raise exc
+    if not isinstance(exc, LexiconError | OSError | KeyboardInterrupt) and debugging():
+        raise exc
+    if isinstance(exc, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    print_error(exc, label)
+    return exit_code(exc)
 
 
 def handles_errors(func: F) -> F:
-    """Turn typed errors (and unreadable/unwritable files) into one line and an exit code."""
+    """Turn every failure (typed errors, unreadable/unwritable files, and bugs) into one line
+    and an exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except LexiconError as exc:
-            print_error(exc)
-            raise typer.Exit(exit_code(exc)) from None
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-            raise typer.Exit(USER_ERROR) from None
+        except (Exception, KeyboardInterrupt) as exc:
+            raise typer.Exit(failure_exit_code(exc)) from None
 
     return wrapper  # type: ignore[return-value]

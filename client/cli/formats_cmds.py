@@ -13,13 +13,7 @@ import typer
 from ..core.embedding import Embedding
 from ..core.errors import LexiconError
 from .app import app
-
-
-def _refuse(label: str, exc: LexiconError) -> None:
-    """One line on stderr: what is wrong with which file, and the fix."""
-    message = " ".join(str(exc).split())
-    fix = " ".join(exc.fix.split())
-    print(f"error: {label}: {message} (fix: {fix})", file=sys.stderr)
+from .errors import USER_ERROR, failure_exit_code, handles_errors
 
 
 def describe(embedding: Embedding) -> dict[str, Any]:
@@ -72,6 +66,7 @@ def _print_plain(label: str, info: dict[str, Any]) -> None:
 
 
 @app.command()
+@handles_errors
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="Embedding file(s), or a folder.")],
     as_json: Annotated[
@@ -86,8 +81,8 @@ def inspect(
         label = " + ".join(str(p) for p in group)
         try:
             embedding = read_embedding(group if len(group) > 1 else group[0])
-        except LexiconError as exc:
-            _refuse(label, exc)
+        except Exception as exc:  # noqa: BLE001 - every failure is one line naming the file
+            failure_exit_code(exc, label)
             failed = True
             continue
         info = {"file": label, **describe(embedding)}
@@ -96,10 +91,11 @@ def inspect(
         else:
             _print_plain(label, {k: v for k, v in info.items() if k != "file"})
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(USER_ERROR)
 
 
 @app.command()
+@handles_errors
 def convert(
     source: Annotated[Path, typer.Argument(help="Embedding file or folder (SDXL pair).")],
     out: Annotated[Path, typer.Argument(help="Output file (a folder for diffusers SDXL).")],
@@ -113,12 +109,14 @@ def convert(
     try:
         check_format(to)
         embedding = read_embedding(source)
+    except Exception as exc:  # noqa: BLE001 - every failure is one line naming the file
+        raise typer.Exit(failure_exit_code(exc, str(source))) from None
+    try:
         written = write_embedding(embedding, out, to, token=token)
-    except LexiconError as exc:
-        _refuse(str(source), exc)
-        raise typer.Exit(1) from None
     except OSError as exc:
         print(f"error: {out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-        raise typer.Exit(1) from None
+        raise typer.Exit(USER_ERROR) from None
+    except Exception as exc:  # noqa: BLE001
+        raise typer.Exit(failure_exit_code(exc, str(out))) from None
     for path in written:
         print(path)

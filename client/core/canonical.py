@@ -7,8 +7,9 @@ The canonical file is safetensors that A1111, ComfyUI and kohya load as they are
 
 We write the safetensors bytes ourselves (keys sorted, offsets in key order, compact sorted JSON
 header padded to 8 bytes) rather than through the ``safetensors`` package: a digest must not
-change when a library changes its layout, and the reader must name each way a header can be
-malformed. Tests check that the ``safetensors`` package reads what we write.
+change when a library changes its layout. Reading goes through the strict reader
+(:mod:`client.core.safetensors_reader`), which names each way a file can be malformed. Tests
+check that the ``safetensors`` package reads what we write.
 """
 
 from __future__ import annotations
@@ -19,13 +20,23 @@ import struct
 
 import numpy as np
 
-from .embedding import DTYPES, Embedding, dtype_name
-from .errors import BadDtype, InvalidEmbedding, NotCanonical, TooLarge
+from .embedding import Embedding, dtype_name
+from .errors import InvalidEmbedding, NotCanonical, TooLarge
 from .families import get_family
+from .safetensors_reader import MAX_HEADER_BYTES, looks_like_safetensors, parse_safetensors
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "canonical_bytes",
+    "embedding_digest",
+    "looks_like_safetensors",
+    "parse_canonical",
+    "parse_safetensors",
+    "serialize_safetensors",
+]
 
 CANONICAL_VERSION = "1"
 META_PREFIX = "lexicon."
-MAX_HEADER_BYTES = 100_000_000
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024  # SDXL x 75 vectors in F32 is 600 KB
 
 
@@ -51,67 +62,6 @@ def serialize_safetensors(
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
     return struct.pack("<Q", len(head)) + head + b"".join(chunks)
-
-
-def looks_like_safetensors(data: bytes) -> bool:
-    if len(data) < 10:
-        return False
-    (n,) = struct.unpack("<Q", data[:8])
-    return 2 <= n <= MAX_HEADER_BYTES and data[8:9] == b"{"
-
-
-def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, with a named error for each malformation."""
-    if len(data) < 8:
-        raise InvalidEmbedding(f"safetensors file is truncated ({len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise InvalidEmbedding(
-            f"safetensors header claims {n} bytes but only {len(data) - 8} follow; "
-            "the file is truncated or not safetensors"
-        )
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEmbedding(f"safetensors header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise InvalidEmbedding("safetensors header is not a JSON object")
-    body = memoryview(data)[8 + n :]
-    raw_meta = header.pop("__metadata__", None) or {}
-    metadata = {str(k): str(v) for k, v in raw_meta.items()} if isinstance(raw_meta, dict) else {}
-    tensors: dict[str, np.ndarray] = {}
-    for name, spec in header.items():
-        try:
-            dtype_str, shape, (start, end) = spec["dtype"], spec["shape"], spec["data_offsets"]
-        except (TypeError, KeyError, ValueError):
-            raise InvalidEmbedding(f"safetensors entry {name!r} is malformed") from None
-        if not (
-            isinstance(dtype_str, str)
-            and isinstance(shape, list)
-            and all(_is_count(v) for v in (*shape, start, end))
-        ):
-            raise InvalidEmbedding(
-                f"safetensors entry {name!r} is malformed (dtype, shape or offsets)"
-            )
-        if dtype_str not in DTYPES:
-            raise BadDtype(
-                f"tensor {name!r} is {dtype_str}; use float32 (F32), float16 (F16) or "
-                "bfloat16 (BF16)"
-            )
-        dtype = DTYPES[dtype_str].newbyteorder("<")
-        count = int(np.prod(shape)) if shape else 1
-        if not (0 <= start <= end <= len(body)) or end - start != count * dtype.itemsize:
-            raise InvalidEmbedding(
-                f"tensor {name!r} points at bytes {start}..{end} of a {len(body)}-byte body; "
-                "the file is truncated or corrupt"
-            )
-        array = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
-        tensors[name] = array.astype(DTYPES[dtype_str], copy=True)
-    return tensors, metadata
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def embedding_digest(embedding: Embedding) -> str:

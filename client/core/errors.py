@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     INCOMPATIBLE = "incompatible_embedding"
     NOT_CANONICAL = "not_canonical"
+    MALFORMED_SAFETENSORS = "malformed_safetensors"
     DIGEST_MISMATCH = "digest_mismatch"
     ORIGINAL_MISMATCH = "original_mismatch"
     # Requests
@@ -89,6 +90,12 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         415,
         "Upload is not canonical safetensors",
         "Upload through `hub push`, which converts, or `hub convert IN OUT --to canonical` first.",
+    ),
+    ErrorCode.MALFORMED_SAFETENSORS: ErrorSpec(
+        422,
+        "Not a strictly valid safetensors file",
+        "The file is damaged or was written by a tool that breaks the safetensors format; "
+        "download it again, or re-save it with the safetensors library (save_file).",
     ),
     ErrorCode.DIGEST_MISMATCH: ErrorSpec(
         502,
@@ -173,6 +180,12 @@ class TooLarge(InvalidEmbedding):
 
 class NotCanonical(InvalidEmbedding):
     code = ErrorCode.NOT_CANONICAL
+
+
+class MalformedSafetensors(InvalidEmbedding):
+    """A safetensors file some loader could read differently from another (or not at all)."""
+
+    code = ErrorCode.MALFORMED_SAFETENSORS
 
 
 class IncompatibleEmbedding(LexiconError):

@@ -15,6 +15,7 @@ from client.core.errors import (
     BadShape,
     IncompatibleEmbedding,
     InvalidEmbedding,
+    MalformedSafetensors,
     NonFiniteValues,
     TooLarge,
 )
@@ -206,7 +207,7 @@ def test_header_length_past_end_refused() -> None:
     bad = struct.pack("<Q", len(data) + 100) + data[8:]
     with pytest.raises(InvalidEmbedding) as info:
         read_embedding(bad)
-    assert type(info.value) is InvalidEmbedding
+    assert type(info.value) is MalformedSafetensors  # named as damage, not as a size limit
 
 
 def test_truncated_safetensors_refused() -> None:
