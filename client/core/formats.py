@@ -18,12 +18,20 @@ layout of the tensors inside. ``source_format`` names what was found, with one s
 =======================  ==============================================================
 
 Pickles are read only through :mod:`client.core.unpickler`; no pickled code ever runs.
+
+The token (the trigger) is what the tools that use a file type key it by (issue 9): A1111 and
+ComfyUI key ``.pt``/``.bin``/``.safetensors`` embeddings by *file name*, so for the formats in
+:data:`NAMED_BY_FILE` the token is the file's stem (``badhandv4.pt`` -> ``badhandv4``, although
+its pickle says ``name: badhandv3``), and an A1111 internal name is kept in ``info["name"]``.
+A1111 PNGs are keyed by their internal name (A1111 reads ``name`` from the image); diffusers
+files by their dict key; canonical files by ``lexicon.token``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,10 @@ EMBEDDING_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt", ".png")
 KOHYA_ARCH_KEY = "modelspec.architecture"
 SDXL_WIDTHS = {768: "clip_l", 1280: "clip_g"}
 _NOT_TOKENS = ("emb_params", "*")
+# Formats A1111 and ComfyUI load from embeddings/ and key by file name (see module docstring).
+NAMED_BY_FILE = frozenset(
+    {"a1111-pt", "a1111-safetensors", "kohya", "pickle-single-key", "sdxl-single-file"}
+)
 
 Source = Path | str | bytes | Sequence[Path | str]
 
@@ -69,12 +81,13 @@ def read_embedding(
             if not filename:
                 raise
             raise type(exc)(f"{filename}: {exc}") from None
+        embedding = named_by_file(embedding, Path(filename).stem if filename else None)
     elif isinstance(source, str | os.PathLike):
         path = Path(source)
         embedding = (
             _read_folder(path, limits)
             if path.is_dir()
-            else _read_bytes(_load(path, limits), limits)
+            else named_by_file(_read_bytes(_load(path, limits), limits), path.stem)
         )
     else:
         paths = [Path(p) for p in source]
@@ -90,6 +103,15 @@ def read_embedding(
         embedding = _read_pair(paths, limits)
     check_base_model(embedding.family, base_model)
     return embedding
+
+
+def named_by_file(embedding: Embedding, stem: str | None) -> Embedding:
+    """``embedding`` with the token A1111 and ComfyUI would give its file: the file stem, for
+    the formats they key by file name (:data:`NAMED_BY_FILE`); others are returned as read."""
+    stem = (stem or "").strip()
+    if not stem or embedding.source_format not in NAMED_BY_FILE:
+        return embedding
+    return replace(embedding, token=stem)
 
 
 def read_path(path: Path | str, **kwargs: Any) -> Embedding:
@@ -206,10 +228,11 @@ def _from_a1111_dict(data: dict[str, Any], source_format: str) -> Embedding:
         )
     array = _float_tensor(next(iter(tensors)), next(iter(tensors.values())))
     name = data.get("name")
+    # "name" is kept as the internal name: the token becomes the file stem (named_by_file).
     info = {
         key: str(data[key])
-        for key in ("step", "sd_checkpoint", "sd_checkpoint_name")
-        if data.get(key) is not None
+        for key in ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
+        if data.get(key) is not None and (key != "name" or source_format == "a1111-pt")
     }
     return Embedding.from_tensors(
         {"emb_params": array},
@@ -361,7 +384,7 @@ def _read_folder(folder: Path, limits: tuple[int, int]) -> Embedding:
             f"the folder holds no embedding file ({', '.join(EMBEDDING_SUFFIXES)})"
         )
     if len(files) == 1:
-        return _read_bytes(_load(files[0], limits), limits)
+        return named_by_file(_read_bytes(_load(files[0], limits), limits), files[0].stem)
     if len(files) == 2:
         return _read_pair(files, limits)
     names = ", ".join(p.name for p in files[:4])

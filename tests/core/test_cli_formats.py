@@ -73,7 +73,10 @@ def test_convert_round_trip(realworld_dir: Path, tmp_path: Path) -> None:
     back = runner.invoke(
         app, ["inspect", "--json", str(tmp_path / "bad-prompt.canonical.safetensors")]
     )
-    assert json.loads(back.stdout)["token"] == "bad_prompt"
+    # A1111 keys .pt files by file name; the pickle's own name is kept as info (issue 9.3).
+    assert json.loads(back.stdout)["token"] == "a1111_bad-prompt"
+    original = json.loads(runner.invoke(app, ["inspect", "--json", str(source)]).stdout)
+    assert (original["token"], original["info"]["name"]) == ("a1111_bad-prompt", "bad_prompt")
 
 
 def test_convert_refusals(tmp_path: Path) -> None:

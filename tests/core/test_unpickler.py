@@ -47,8 +47,13 @@ def test_a1111_pt_with_parameter(tmp_path: Path, legacy: bool) -> None:
     }
     emb = read_embedding(torch_save(obj, tmp_path / "e.pt", legacy=legacy))
     assert emb.source_format == "a1111-pt"
-    assert emb.token == "my-style"
-    assert emb.info == {"step": "1500", "sd_checkpoint": "7ab762a7", "sd_checkpoint_name": "model"}
+    assert emb.token == "e"  # the file stem, as A1111 keys it; the pickle's name is info
+    assert emb.info == {
+        "name": "my-style",
+        "step": "1500",
+        "sd_checkpoint": "7ab762a7",
+        "sd_checkpoint_name": "model",
+    }
     np.testing.assert_array_equal(emb.vectors["emb_params"], array)
 
 
