@@ -27,6 +27,7 @@ from registry.accounts.access import Principal, can_read, require_write
 from registry.accounts.models import Namespace
 from registry.db import session_scope
 from registry.storage.base import BlobStore
+from registry.training.metadata import validate_user_training
 
 from . import search
 from .models import ConceptType, Embedding, EmbeddingTag, EmbeddingVersion, Visibility
@@ -69,6 +70,7 @@ class PublishMetadata:
             raise BadRequest("'source_sha256' must be 64 lowercase hex characters")
         if self.training is not None and not isinstance(self.training, dict):
             raise BadRequest("'training' must be a JSON object")
+        self.training = validate_user_training(self.training)  # schema; never names a blob
 
 
 @dataclass

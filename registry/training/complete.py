@@ -24,6 +24,7 @@ from registry.settings import Settings
 from registry.storage.base import BlobStore
 
 from .images import check_image
+from .metadata import worker_training
 from .models import JobStatus, TrainingJob
 from .queue import leased_job, require_running
 from .services import now, principal_for_user
@@ -77,7 +78,8 @@ def complete_job(
     if earlier is not None:
         return _finish(engine, principal, job_id, done, key, earlier)
     previews = []
-    prompts = list(done.metadata.get("preview_prompts") or [])
+    prompts = done.metadata.get("preview_prompts")
+    prompts = prompts if isinstance(prompts, list) else []
     for i, (name, png) in enumerate(done.previews):
         image = check_image(
             name, png, i, max_bytes=MAX_PREVIEW_BYTES, max_pixels=settings.training_max_image_pixels
@@ -86,8 +88,10 @@ def complete_job(
         prompt = prompts[i] if i < len(prompts) and isinstance(prompts[i], str) else None
         previews.append({"digest": image.digest, "prompt": prompt, "width": image.width})
     params = job.params
+    # The worker's report is checked key by key; the keys below are the server's own (the
+    # preview route serves only ``previews`` of a version whose job this row names).
     training = {
-        **{k: v for k, v in done.metadata.items() if k != "preview_prompts"},
+        **worker_training({k: v for k, v in done.metadata.items() if k != "preview_prompts"}),
         "job": job.id,
         "params": params,
         "base_model": job.base_model,
@@ -152,7 +156,9 @@ def _finish(
         job.idempotency_key = key
         job.result_number = version.number
         job.result_digest = version.digest
-        job.step = min(int(done.metadata.get("steps") or job.step), job.total_steps)
+        steps = done.metadata.get("steps")
+        reported = steps if isinstance(steps, int) and not isinstance(steps, bool) else job.step
+        job.step = max(0, min(reported or job.step, job.total_steps))
         job.error = None
         job.lease_id = job.lease_expires_at = None
         job.finished_at = job.updated_at = t

@@ -17,6 +17,7 @@ from registry.db import session_scope
 from registry.embeddings import services as embeddings
 
 from . import complete, queue, services
+from .metadata import served_previews
 from .models import TrainingWorker
 from .views import claim_json, job_json, worker_json
 
@@ -221,9 +222,11 @@ def preview(
     ref: str,
     digest: str,
 ) -> Response:
+    # Only previews a training job's ``complete`` recorded for this version: user-written
+    # ``training`` must never make a blob readable (issue 8).
     with session_scope(registry.engine) as session:
-        _, version = embeddings.resolve_version(session, principal, namespace, name, ref)
-    listed = {p.get("digest") for p in (version.training or {}).get("previews", [])}
+        embedding, version = embeddings.resolve_version(session, principal, namespace, name, ref)
+        listed = served_previews(session, embedding, version)
     if digest not in listed:
         raise NotFound(f"version {namespace}/{name}@{version.number} has no preview {digest}")
     return Response(
