@@ -29,8 +29,15 @@ from registry.db import session_scope
 from registry.storage.base import BlobStore
 from registry.training.metadata import validate_user_training
 
-from . import search
-from .models import ConceptType, Embedding, EmbeddingTag, EmbeddingVersion, Visibility
+from . import hashes, search
+from .models import (
+    ConceptType,
+    Embedding,
+    EmbeddingTag,
+    EmbeddingVersion,
+    HashKind,
+    Visibility,
+)
 
 
 @dataclass
@@ -46,7 +53,8 @@ class PublishMetadata:
     visibility: str | None = None
     notes: str | None = None
     training: dict[str, Any] | None = None
-    # sha256 of the file the user had before the client converted it (A1111/Civitai hashes).
+    # Claimed sha256 of the file the user converted. Accepted for old clients but never stored
+    # or indexed: a claim is not proof (issue 8.6); send the file itself as 'original'.
     source_sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -140,12 +148,16 @@ def publish_version(
     digest: str | None = None,
     meta: PublishMetadata,
     max_bytes: int,
+    original: bytes | None = None,
 ) -> PublishResult:
     """Publish canonical safetensors ``data`` (or a blob the caller can already see, by
-    ``digest``) as the next version of ``namespace/name``."""
+    ``digest``) as the next version of ``namespace/name``. ``original``, the file the upload was
+    converted from, makes its hashes find the version once it is shown to hold the same vectors
+    (a re-push of the same vectors adds another original's hashes to the existing version)."""
     validate_slug(namespace, "namespace")
     validate_slug(name, "embedding name")
     principal = require_write(principal, namespace)
+    uploaded = data is not None
     if data is None:
         if not digest:
             raise BadRequest("send the embedding as the multipart field 'file'")
@@ -154,7 +166,11 @@ def publish_version(
     check_base_model(vectors.family, meta.base_model)
     blob = serialize_safetensors(vectors.vectors)
     digest = vectors.digest
-    upload_sha256 = meta.source_sha256 or hashlib.sha256(data).hexdigest()
+    found = hashes.file_hashes(data, HashKind.UPLOAD.value) if uploaded else set()
+    upload_sha256 = hashlib.sha256(data).hexdigest()
+    if original is not None:
+        found |= hashes.verify_original(original, vectors, max_bytes=max_bytes)
+        upload_sha256 = hashlib.sha256(original).hexdigest()
     store.put(digest, blob)  # verified and visible before any row points at it
 
     for attempt in range(3):
@@ -167,6 +183,7 @@ def publish_version(
                 )
                 existing = _existing(session, embedding.id, digest)
                 if existing is not None:
+                    _index_hashes(session, embedding, existing, blob, found)
                     return PublishResult(embedding, existing, created=False)
                 number = session.execute(
                     update(Embedding)
@@ -198,6 +215,7 @@ def publish_version(
                     set_content_tags(session, embedding, meta.tags)
                 session.add(embedding)
                 session.flush()
+                _index_hashes(session, embedding, version, blob, found)
                 search.index_embedding(session, embedding)
                 session.refresh(embedding)
                 return PublishResult(embedding, version, created=True)
@@ -207,6 +225,20 @@ def publish_version(
             if attempt == 2 or not isinstance(exc.__cause__, IntegrityError):
                 raise
     raise AssertionError("unreachable")
+
+
+def _index_hashes(
+    session: Session,
+    embedding: Embedding,
+    version: EmbeddingVersion,
+    blob: bytes,
+    found: set[hashes.FileHash],
+) -> None:
+    """Index the served formats (rendered with the file route's trigger and ``hub pull``'s,
+    when they differ) plus the verified upload and original hashes."""
+    route_trigger = version.trigger or embedding.trigger or f"<{embedding.name}>"
+    served = hashes.served_hashes(blob, [route_trigger, version.trigger])
+    hashes.index_version(session, version.id, served | found)
 
 
 def _visible_blob(engine: Engine, store: BlobStore, principal: Principal, digest: str) -> bytes:

@@ -15,10 +15,10 @@ from registry.accounts.access import Principal
 from registry.context import Registry
 from registry.db import session_scope
 
-from . import downloads, services
+from . import downloads, hashes, services
 from .publish import PublishMetadata, publish_version
 from .search import SearchQuery, search_embeddings
-from .views import embedding_json, embedding_summary, version_json
+from .views import embedding_json, embedding_summary, lookup_json, version_json
 
 PREFIX = "/api/v1/embeddings/{namespace:str}/{name:str}"
 
@@ -35,6 +35,15 @@ def _metadata(raw: Any) -> PublishMetadata:
     if not isinstance(data, dict):
         raise BadRequest("'metadata' must be a JSON object")
     return PublishMetadata.from_json(data)
+
+
+def _original(part: Any, limit: int) -> bytes | None:
+    """The optional ``original`` part: the file the upload was converted from (a file part)."""
+    if part in (None, ""):
+        return None
+    if not hasattr(part, "file"):
+        raise BadRequest("send 'original' as a file part (the file the upload was made from)")
+    return part.file.read(limit + 1)
 
 
 class EmbeddingController(Controller):
@@ -55,8 +64,9 @@ class EmbeddingController(Controller):
         name: str,
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> Response:
+        limit = registry.settings.max_upload_bytes
         upload = data.get("file")
-        content = upload.file.read(registry.settings.max_upload_bytes + 1) if upload else None
+        content = upload.file.read(limit + 1) if upload else None
         result = publish_version(
             registry.engine,
             registry.store,
@@ -66,7 +76,8 @@ class EmbeddingController(Controller):
             data=content,
             digest=data.get("digest"),
             meta=_metadata(data.get("metadata")),
-            max_bytes=registry.settings.max_upload_bytes,
+            max_bytes=limit,
+            original=_original(data.get("original"), limit),
         )
         with session_scope(registry.engine) as session:
             tags = services.version_tags(session, result.embedding)
@@ -250,9 +261,11 @@ def lookup(
     principal: Principal | None,
     hash_: Annotated[str, QueryParameter(name="hash")],
 ) -> dict[str, Any]:
+    """Versions with a file hash equal to, or starting with, ``hash`` (digest, full sha256,
+    A1111/Civitai short hash); each item says what matched (``matched``: kind + sha256)."""
     with session_scope(registry.engine) as session:
-        hits = services.lookup(session, principal, hash_)
-        return {"items": [version_json(h.embedding, h.version) for h in hits]}
+        hits = hashes.lookup(session, principal, hash_)
+        return {"items": [lookup_json(h) for h in hits]}
 
 
 ROUTES = [EmbeddingController, browse, blob_exists, lookup]

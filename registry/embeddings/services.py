@@ -1,11 +1,9 @@
 """Reading and managing embeddings: resolve references, version tags, yank, metadata, stars,
-deletion, downloads and by-hash lookups. Every read checks visibility and answers NotFound,
-never Forbidden, for a private embedding the caller may not see."""
+deletion and downloads (by-hash lookups: :mod:`.hashes`). Every read checks visibility and
+answers NotFound, never Forbidden, for a private embedding the caller may not see."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, update
@@ -27,7 +25,6 @@ from .models import Embedding, EmbeddingTag, EmbeddingVersion, Star, VersionTag
 from .publish import PublishMetadata, set_content_tags
 
 LATEST = "latest"
-_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 def get_embedding(session: Session, principal: Principal | None, ns: str, name: str) -> Embedding:
@@ -207,39 +204,6 @@ def count_download(session: Session, embedding: Embedding) -> None:
     )
     session.refresh(embedding)
     _update_trending(session, embedding)
-
-
-@dataclass
-class LookupHit:
-    embedding: Embedding
-    version: EmbeddingVersion
-
-
-def lookup(session: Session, principal: Principal | None, value: str) -> list[LookupHit]:
-    """Any digest, the full sha256 of an original upload, or its 10/12-character prefix
-    (A1111 and Civitai short hashes)."""
-    raw = value.strip().lower().removeprefix("sha256:")
-    if not _HEX.match(raw) or not 8 <= len(raw) <= 64:
-        raise BadRequest("hash must be sha256:<hex>, 64 hex characters or a 8-12 hex prefix")
-    if len(raw) == 64:
-        cond = (EmbeddingVersion.digest == f"sha256:{raw}") | (
-            EmbeddingVersion.upload_sha256 == raw
-        )
-    else:
-        cond = EmbeddingVersion.upload_sha256.startswith(raw) | EmbeddingVersion.digest.startswith(
-            f"sha256:{raw}"
-        )
-    stmt = (
-        select(Embedding, EmbeddingVersion)
-        .join(EmbeddingVersion, EmbeddingVersion.embedding_id == Embedding.id)
-        .where(cond)
-        .order_by(Embedding.namespace, Embedding.name, EmbeddingVersion.number)
-        .limit(100)
-    )
-    visible = search.visible_filter(principal)
-    if visible is not None:
-        stmt = stmt.where(visible)
-    return [LookupHit(e, v) for e, v in session.exec(stmt).all()]
 
 
 def blob_visible(session: Session, principal: Principal | None, digest: str) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from .hashes import LookupHit
 from .models import Embedding, EmbeddingVersion
 from .services import content_tags, version_tags, versions_of
 
@@ -72,4 +73,12 @@ def embedding_json(session: Session, embedding: Embedding) -> dict[str, Any]:
             }
             for v in versions_of(session, embedding)
         ],
+    }
+
+
+def lookup_json(hit: LookupHit) -> dict[str, Any]:
+    """A by-hash lookup result: the version, and which of its file hashes matched."""
+    return {
+        **version_json(hit.embedding, hit.version),
+        "matched": [{"kind": m.kind, "sha256": m.sha256} for m in hit.matched],
     }
