@@ -89,8 +89,14 @@ class RegistryAPI:
         step: int,
         losses: list[float] | None = None,
         eta_s: float | None = None,
+        total_steps: int | None = None,
     ) -> dict[str, Any]:
-        body = {"lease": lease, "step": step, "losses": losses or [], "eta_s": eta_s}
+        """Progress: ``losses`` are those of the steps up to ``step``; ``total_steps`` is sent
+        when early stopping ends the run before its cap (the job's total shrinks to it)."""
+        body: dict[str, Any] = {"lease": lease, "step": step, "losses": losses or []}
+        body["eta_s"] = eta_s
+        if total_steps is not None:
+            body["total_steps"] = total_steps
         return self.transport.request("POST", f"{JOBS}/{job_id}/heartbeat", json=body).json()
 
     def upload_checkpoint(self, job_id: str, lease: str, step: int, data: bytes) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from client.core.canonical import canonical_bytes
 from client.core.errors import BadRequest, Conflict, InvalidEmbedding, LexiconError
+from client.core.loss_curve import downsample
 from client.core.training import JobRequest
 
 from .registry_api import Capabilities, Claimed, RegistryAPI
@@ -43,6 +44,7 @@ class _JobState:
 
     claimed: Claimed
     step: int = 0
+    total: int | None = None  # set when early stopping ends the run before the cap
     eta_s: float | None = None
     unsent: list[float] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -118,11 +120,16 @@ class Worker:
         if state.lost.is_set() or state.cancelled.is_set():
             return
         with state.lock:
-            step, eta, losses = state.step, state.eta_s, state.unsent
+            step, total, eta, losses = state.step, state.total, state.eta_s, state.unsent
             state.unsent = []
         try:
             answer = self.api.heartbeat(
-                state.claimed.id, state.claimed.lease, step=step, losses=losses, eta_s=eta
+                state.claimed.id,
+                state.claimed.lease,
+                step=step,
+                losses=losses,
+                eta_s=eta,
+                total_steps=total,
             )
         except Conflict:
             state.lost.set()
@@ -152,6 +159,7 @@ class Worker:
             nonlocal last_ckpt
             with state.lock:
                 state.step, state.eta_s = report.step, report.eta_s
+                state.total = report.total if report.total < params.steps else None
                 state.unsent.extend(report.losses)
             self._beat(state)
             due = report.step - last_ckpt >= self.options.checkpoint_every
@@ -186,27 +194,33 @@ class Worker:
             )
             api.release(claimed.id, claimed.lease)
             return f"released at step {result.steps}"
+        used = result.params  # the job's params, the model's defaults filled in
         previews = render_previews(
             self.pipe,
             result.embedding,
-            params.previews,
-            seed=params.seed,
+            used.previews,
+            seed=used.seed,
             steps=self.options.preview_steps,
-            height=params.resolution,
-            width=params.resolution,
-            concept=params.concept,
+            height=used.resolution,
+            width=used.resolution,
+            concept=used.concept,
         )
         metadata = {
             "steps": result.steps,
+            "resolution": used.resolution,
+            "batch_size": used.batch_size,
+            "early_stop": used.early_stop,
+            "early_stop_window": used.dvar_window if used.early_stop else None,
             "final_loss": result.final_loss,
-            "losses": result.losses[-500:],
-            "eval_losses": result.eval_losses[-500:],
+            # [[step, loss]] over the whole run, <= 512 points (client/core/loss_curve.py)
+            "losses": downsample(result.losses),
+            "eval_losses": downsample(result.eval_losses, used.early_stop_every),
             "wall_s": round(result.wall_s, 3),
             "device": result.device,
             "stopped_early": result.stopped_early,
             "resumed_from_step": resume.step if resume else None,
             "image_digests": result.image_digests,
-            "preview_prompts": list(params.previews),
+            "preview_prompts": list(used.previews),
             "worker": self.caps.name,
             "worker_base_models": self.caps.base_models,
         }

@@ -126,15 +126,17 @@ class TrainingParams:
     steps: int = 2000  # hard cap; early stopping usually ends sooner
     learning_rate: float = 5e-3
     batch_size: int = 1
-    resolution: int = 512
+    # None: the base model's own size (sample_size x VAE scale: 512 SD1.5, 768 SD2-768, 1024
+    # SDXL), chosen by the worker that loads it and recorded with the version.
+    resolution: int | None = None
     seed: int = 0
     preview_prompts: tuple[str, ...] = ()
     # DVAR early stopping: every `early_stop_every` steps the loss on a fixed batch is recorded;
-    # once at least 2 x `early_stop_window` values exist, stop when the variance of the last
-    # `early_stop_window` values is below `early_stop_fraction` x the variance of all of them.
+    # once at least 2 x `dvar_window` values exist, stop when the variance of the last
+    # `dvar_window` values is below `early_stop_fraction` x the variance of all of them.
     early_stop: bool = True
     early_stop_every: int = 5
-    early_stop_window: int = 60  # x early_stop_every = 300 steps, as DVAR's paper
+    early_stop_window: int | None = None  # None: follows the step cap (see dvar_window)
     early_stop_fraction: float = 0.15
     loss_every: int = 10  # read losses back to the host (and call `progress`) every N steps
     compile: bool = False  # torch.compile the UNet (CUDA only; ignored on CPU)
@@ -158,9 +160,10 @@ class TrainingParams:
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr <= 1:
             raise _bad("learning_rate", lr, "a number in (0, 1], typically 5e-4 to 5e-3")
         _int_in("batch_size", self.batch_size, 1, MAX_BATCH)
-        _int_in("resolution", self.resolution, 16, 2048)
-        if self.resolution % 8:
-            raise _bad("resolution", self.resolution, "a multiple of 8 from 16 to 2048")
+        if self.resolution is not None:
+            _int_in("resolution", self.resolution, 16, 2048)
+            if self.resolution % 8:
+                raise _bad("resolution", self.resolution, "a multiple of 8 from 16 to 2048")
         _int_in("seed", self.seed, 0, 2**63 - 1)
         prompts = tuple(self.preview_prompts or ())
         if len(prompts) > MAX_PREVIEWS or any(
@@ -173,7 +176,8 @@ class TrainingParams:
         if not isinstance(self.early_stop, bool):
             raise _bad("early_stop", self.early_stop, "true or false")
         _int_in("early_stop_every", self.early_stop_every, 1, 1000)
-        _int_in("early_stop_window", self.early_stop_window, 2, 10_000)
+        if self.early_stop_window is not None:
+            _int_in("early_stop_window", self.early_stop_window, 2, 10_000)
         frac = self.early_stop_fraction
         if isinstance(frac, bool) or not isinstance(frac, int | float) or not 0 < frac < 1:
             raise _bad("early_stop_fraction", frac, "a number in (0, 1), e.g. 0.15")
@@ -182,6 +186,15 @@ class TrainingParams:
             raise _bad("compile", self.compile, "true or false")
         if not isinstance(self.device, str) or not DEVICE_RE.match(self.device):
             raise _bad("device", self.device, "auto, cpu, cuda, cuda:N or mps")
+
+    @property
+    def dvar_window(self) -> int:
+        """The early-stopping window in evaluations: the job's, or a twentieth of the
+        evaluations the step cap allows, within 10-60. A fixed 60 (DVAR's paper) could never
+        stop before step 600; on a 2,000-step job this is 20 (earliest stop: step 200)."""
+        if self.early_stop_window is not None:
+            return self.early_stop_window
+        return max(10, min(60, self.steps // self.early_stop_every // 20))
 
     @property
     def previews(self) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from client.core.training import TrainingParams
 from .checkpoint import Checkpoint
 from .early_stop import DvarRule
 from .loop import Trainer, train_embedding
+from .model_defaults import fit_to_model, native_resolution
 from .previews import render_previews
 from .results import Progress, TrainingResult
 
@@ -18,6 +19,8 @@ __all__ = [
     "Trainer",
     "TrainingParams",
     "TrainingResult",
+    "fit_to_model",
+    "native_resolution",
     "render_previews",
     "train_embedding",
 ]

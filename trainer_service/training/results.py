@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from client.core.embedding import Embedding
+from client.core.training import TrainingParams
 
 from .checkpoint import Checkpoint
 
@@ -14,7 +15,7 @@ from .checkpoint import Checkpoint
 @dataclass
 class Progress:
     step: int
-    total: int
+    total: int  # the step cap, or `step` on the report at which early stopping ends the run
     losses: list[float]  # training losses since the previous report
     eval_loss: float | None
     elapsed_s: float
@@ -36,3 +37,4 @@ class TrainingResult:
     cancelled: bool
     checkpoint: Checkpoint  # state at the end (a cancelled run resumes from it)
     image_digests: list[str]
+    params: TrainingParams  # what it ran with: the job's, the model's defaults filled in
