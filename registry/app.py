@@ -17,6 +17,7 @@ from registry.problems import EXCEPTION_HANDLERS
 from registry.settings import Settings
 from registry.storage import blob_store_from_settings
 from registry.training.routes import ROUTES as TRAINING_ROUTES
+from registry.validation import refuse_nul_bytes
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=True),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=refuse_nul_bytes,
         middleware=[ops.request_middleware],
         openapi_config=OpenAPIConfig(
             title="Lexicon Hub registry",

@@ -6,7 +6,13 @@ from __future__ import annotations
 import logging
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    SerializationException,
+    ValidationException,
+)
 
 from client.core.errors import ERRORS, ErrorCode, LexiconError
 
@@ -17,7 +23,7 @@ _STATUS_CODES = {
     401: ErrorCode.UNAUTHORIZED,
     403: ErrorCode.FORBIDDEN,
     404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.BAD_REQUEST,
+    405: ErrorCode.BAD_REQUEST,  # the body's status and the Allow header say 405
     409: ErrorCode.CONFLICT,
     413: ErrorCode.TOO_LARGE,
     415: ErrorCode.UNSUPPORTED_FORMAT,
@@ -26,12 +32,22 @@ _STATUS_CODES = {
 }
 
 
-def problem(code: ErrorCode, detail: str, request: Request | None = None) -> Response:
+def problem(
+    code: ErrorCode,
+    detail: str,
+    request: Request | None = None,
+    *,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """``status`` overrides the code's own (an HTTP status with no code of its own, like 405);
+    the body's ``status`` always equals the response's."""
     spec = ERRORS[code]
+    status = status or spec.status
     body = {
         "type": f"https://lexicon-hub.dev/errors/{code.value}",
         "title": spec.title,
-        "status": spec.status,
+        "status": status,
         "detail": detail,
         "code": code.value,
         "fix": spec.fix,
@@ -43,9 +59,9 @@ def problem(code: ErrorCode, detail: str, request: Request | None = None) -> Res
             body["request_id"] = request_id
     return Response(
         body,
-        status_code=spec.status,
+        status_code=status,
         media_type="application/problem+json",
-        headers={"X-Error-Code": code.value},
+        headers={**(headers or {}), "X-Error-Code": code.value},
     )
 
 
@@ -53,16 +69,37 @@ def lexicon_error_handler(request: Request, exc: LexiconError) -> Response:
     return problem(exc.code, str(exc), request)
 
 
+def _validation_detail(exc: ValidationException) -> str:
+    """Name each field Litestar refused: "'number' (path): expected int"."""
+    items = exc.extra if isinstance(exc.extra, list) else []
+    parts = [
+        f"'{e.get('key')}' ({e.get('source', 'request')}): {e.get('message')}"
+        for e in items
+        if isinstance(e, dict)
+    ]
+    return "; ".join(parts) or str(exc.detail)
+
+
 def http_error_handler(request: Request, exc: HTTPException) -> Response:
     code = _STATUS_CODES.get(exc.status_code, ErrorCode.BAD_REQUEST)
-    detail = exc.detail
-    if isinstance(exc, ValidationException) and exc.extra:
-        detail = f"{exc.detail}: {exc.extra}"
+    detail = str(exc.detail)
+    if isinstance(exc, ValidationException):
+        detail = _validation_detail(exc)
+    elif isinstance(exc.__cause__, SerializationException):
+        detail = f"the request body is not valid JSON ({exc.detail})"
     if isinstance(exc, NotFoundException):
         detail = "no such route or resource"
-    response = problem(code, str(detail), request)
-    response.status_code = exc.status_code
-    return response
+    if isinstance(exc, MethodNotAllowedException):
+        detail = f"{request.method} is not allowed here; allowed: {exc.headers.get('allow', '')}"
+    return problem(code, detail, request, status=exc.status_code, headers=exc.headers)
+
+
+def too_deep_handler(request: Request, exc: RecursionError) -> Response:
+    """Only hostile input recurses this deep (msgspec raises RecursionError on nesting past
+    its limit while decoding a body): a 400 naming the body, not a 500."""
+    return problem(
+        ErrorCode.BAD_REQUEST, "the request body is nested too deeply to be JSON we accept", request
+    )
 
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
@@ -73,5 +110,6 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {
     LexiconError: lexicon_error_handler,
     HTTPException: http_error_handler,
+    RecursionError: too_deep_handler,
     Exception: internal_error_handler,
 }

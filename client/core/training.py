@@ -95,8 +95,10 @@ MAX_VECTORS = 16
 MAX_STEPS = 20_000
 MAX_BATCH = 16
 MAX_PREVIEWS = 8
-TRIGGER_RE = re.compile(r"^[^\s{}]{1,64}$")
-DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+# Whole-string matches (fullmatch: "$" would also match before a trailing newline); no control
+# characters, since the trigger becomes a database column and a prompt token.
+TRIGGER_RE = re.compile(r"[^\s{}\x00-\x1f\x7f]{1,64}")
+DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]+)?|mps")
 
 
 def _bad(name: str, value: Any, allowed: str) -> BadRequest:
@@ -144,7 +146,7 @@ class TrainingParams:
     extra: dict[str, str] = field(default_factory=dict)  # free-form, recorded with the version
 
     def __post_init__(self) -> None:
-        if not isinstance(self.trigger, str) or not TRIGGER_RE.match(self.trigger):
+        if not isinstance(self.trigger, str) or not TRIGGER_RE.fullmatch(self.trigger):
             raise _bad(
                 "trigger", self.trigger, "1-64 characters without spaces or braces, e.g. <my-cat>"
             )
@@ -184,8 +186,18 @@ class TrainingParams:
         _int_in("loss_every", self.loss_every, 1, 10_000)
         if not isinstance(self.compile, bool):
             raise _bad("compile", self.compile, "true or false")
-        if not isinstance(self.device, str) or not DEVICE_RE.match(self.device):
+        if not isinstance(self.device, str) or not DEVICE_RE.fullmatch(self.device):
             raise _bad("device", self.device, "auto, cpu, cuda, cuda:N or mps")
+        extra = self.extra
+        if (
+            not isinstance(extra, dict)
+            or len(extra) > 32
+            or not all(
+                isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 500
+                for k, v in extra.items()
+            )
+        ):
+            raise _bad("extra", type(extra).__name__, "up to 32 text keys and values (64/500)")
 
     @property
     def dvar_window(self) -> int:

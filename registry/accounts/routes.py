@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, delete, get, post, put
 
 from client.core.errors import BadRequest, Forbidden, NotFound
+from registry import validation
 from registry.context import Registry
 from registry.db import session_scope
 
@@ -27,12 +28,14 @@ def token_json(token: ApiToken) -> dict[str, Any]:
     }
 
 
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "username": user.username,
-        "is_admin": user.is_admin,
-        "created_at": user.created_at.isoformat(),
-    }
+def user_json(user: User, *, show_admin: bool = True) -> dict[str, Any]:
+    """``show_admin``: whether the caller may learn that this account is an admin (the user
+    and admins may; anonymous callers and other users may not: it names targets)."""
+    out: dict[str, Any] = {"username": user.username}
+    if show_admin:
+        out["is_admin"] = user.is_admin
+    out["created_at"] = user.created_at.isoformat()
+    return out
 
 
 class AccountController(Controller):
@@ -56,6 +59,10 @@ class AccountController(Controller):
         """The secret is in this response only; we keep its hash."""
         principal = require_scope(principal, Scope.READ)
         scopes = services.parse_scopes(data.get("scopes"))
+        name = validation.text(data.get("name"), "name", 100) or "token"
+        days = data.get("expires_in_days")
+        if days is not None:
+            validation.integer(days, "expires_in_days", 1, services.MAX_TOKEN_DAYS)
         if not principal.has_scope(Scope.ADMIN) and not set(scopes) <= principal.scopes:
             raise Forbidden(f"a token with scopes {sorted(principal.scopes)} cannot grant {scopes}")
         with session_scope(registry.engine) as session:
@@ -63,9 +70,9 @@ class AccountController(Controller):
             secret, token = services.create_token(
                 session,
                 user,
-                str(data.get("name") or "token"),
+                name,
                 scopes,
-                data.get("expires_in_days"),
+                days,
             )
             return {**token_json(token), "token": secret}
 
@@ -77,11 +84,14 @@ class AccountController(Controller):
                 "items": [token_json(t) for t in services.list_tokens(session, principal.user_id)]
             }
 
-    @delete("/tokens/{token_id:int}", sync_to_thread=True, status_code=204)
-    def revoke_token(self, registry: Registry, principal: Principal | None, token_id: int) -> None:
+    @delete("/tokens/{token_id:str}", sync_to_thread=True, status_code=204)
+    def revoke_token(self, registry: Registry, principal: Principal | None, token_id: str) -> None:
         principal = require_scope(principal, Scope.READ)
+        number = validation.plain_decimal(token_id)  # int() would take '١' and '1_0'
+        if number is None:
+            raise NotFound(f"token {token_id!r} not found")
         with session_scope(registry.engine) as session:
-            services.revoke_token(session, principal.user_id, token_id, admin=principal.is_admin)
+            services.revoke_token(session, principal.user_id, number, admin=principal.is_admin)
 
     @post("/users", sync_to_thread=True, status_code=201)
     def create_user(
@@ -95,22 +105,30 @@ class AccountController(Controller):
             raise Forbidden("only admins create users here (sign-up is closed)")
         username = data.get("username")
         if not isinstance(username, str):
-            raise BadRequest('send {"username": ..., "password": ...}')
+            raise BadRequest('\'username\' is required: send {"username": ..., "password": ...}')
+        email = validation.text(data.get("email"), "email", 320)
+        password = validation.text(data.get("password"), "password", services.MAX_PASSWORD)
+        make_admin = validation.boolean(data.get("is_admin", False), "is_admin")
         with session_scope(registry.engine) as session:
             user = services.create_user(
                 session,
                 username,
-                is_admin=bool(data.get("is_admin")) and admin,
-                email=data.get("email"),
-                password=data.get("password"),
+                is_admin=make_admin and admin,
+                email=email,
+                password=password,
             )
             secret, token = services.create_token(session, user, "first token")
             return {**user_json(user), "token": secret}
 
     @get("/users/{username:str}", sync_to_thread=True)
-    def get_user(self, registry: Registry, username: str) -> dict[str, Any]:
+    def get_user(
+        self, registry: Registry, principal: Principal | None, username: str
+    ) -> dict[str, Any]:
+        show_admin = principal is not None and (
+            principal.is_admin or principal.username == username
+        )
         with session_scope(registry.engine) as session:
-            return user_json(services.get_user(session, username))
+            return user_json(services.get_user(session, username), show_admin=show_admin)
 
     @post("/orgs", sync_to_thread=True, status_code=201)
     def create_org(
@@ -120,7 +138,10 @@ class AccountController(Controller):
         with session_scope(registry.engine) as session:
             owner = session.get(User, principal.user_id)
             org = services.create_org(
-                session, str(data.get("name", "")), owner, str(data.get("description", ""))
+                session,
+                validation.text(data.get("name"), "name", 64, required=True),
+                owner,
+                validation.text(data.get("description"), "description", 2000) or "",
             )
             return {"name": org.name, "description": org.description, "role": Role.OWNER.value}
 
@@ -153,7 +174,8 @@ class AccountController(Controller):
         with session_scope(registry.engine) as session:
             org = services.get_org(session, org_name)
             user = services.get_user(session, username)
-            membership = services.set_membership(session, org, user, str(data.get("role", "")))
+            role = validation.text(data.get("role"), "role", 16, required=True)
+            membership = services.set_membership(session, org, user, role)
             return {"username": username, "role": membership.role}
 
     @delete("/orgs/{org_name:str}/members/{username:str}", sync_to_thread=True, status_code=204)

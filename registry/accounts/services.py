@@ -18,8 +18,12 @@ from .tokens import hash_token, new_token, token_matches
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 
+MAX_TOKEN_DAYS = 3650  # ten years; past that `timedelta` and the database overflow
+MAX_PASSWORD = 1024
+
+
 def _claim_namespace(session: Session, name: str, kind: NamespaceKind) -> None:
-    validate_namespace(name)
+    validate_namespace(name, "username" if kind == NamespaceKind.USER else "organisation name")
     if session.get(Namespace, name) is not None:
         raise Conflict(f"the name {name!r} is taken; pick another")
     session.add(Namespace(name=name, kind=kind.value))
@@ -118,8 +122,12 @@ def org_members(session: Session, org: Org) -> list[tuple[User, str]]:
 
 
 def parse_scopes(scopes: list[str] | None) -> list[str]:
-    chosen = scopes or [Scope.READ.value, Scope.WRITE.value]
     valid = {s.value for s in Scope}
+    if scopes is not None and (
+        not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)
+    ):
+        raise BadRequest(f"'scopes' must be a list of scope names from {sorted(valid)}")
+    chosen = scopes or [Scope.READ.value, Scope.WRITE.value]
     bad = [s for s in chosen if s not in valid]
     if bad:
         raise BadRequest(f"unknown scopes {bad}; use {sorted(valid)}")

@@ -23,6 +23,7 @@ from client.core.embedding import Embedding as Vectors
 from client.core.errors import BadRequest, Conflict, NotFound
 from client.core.families import check_base_model
 from client.core.names import validate_slug
+from registry import validation
 from registry.accounts.access import Principal, can_read, require_write
 from registry.accounts.models import Namespace
 from registry.db import session_scope
@@ -59,8 +60,15 @@ class PublishMetadata:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> PublishMetadata:
-        data = dict(data or {})
+    def from_json(cls, data: Any, what: str = "metadata") -> PublishMetadata:
+        """``data`` is the decoded ``metadata`` part (or a PATCH body, ``what="request
+        body"``); every field is checked against its column before anything is stored."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise BadRequest(f"'{what}' must be a JSON object")
+        validation.json_value(data, what)
+        data = dict(data)
         known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__}
         known.pop("extra", None)
         meta = cls(**known, extra=data)
@@ -68,17 +76,40 @@ class PublishMetadata:
         return meta
 
     def validate(self) -> None:
+        # Lengths are the columns' (models.py): PostgreSQL refuses longer text, SQLite would
+        # store it, and a refusal at the INSERT would come after the blob was stored.
+        for name, limit in _TEXT_LIMITS.items():
+            validation.text(getattr(self, name), name, limit)
         if self.type is not None and self.type not in {t.value for t in ConceptType}:
             raise BadRequest(f"unknown type {self.type!r}; use style, object, subject or negative")
         if self.visibility is not None and self.visibility not in {v.value for v in Visibility}:
             raise BadRequest(f"unknown visibility {self.visibility!r}; use public or private")
-        for tag in self.tags or []:
-            validate_slug(tag, "tag")
-        if self.source_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.source_sha256):
+        if self.tags is not None:
+            if not isinstance(self.tags, list) or len(self.tags) > MAX_TAGS:
+                raise BadRequest(f"'tags' must be a list of at most {MAX_TAGS} tag names")
+            for tag in self.tags:
+                validate_slug(tag, "tag")
+        if self.source_sha256 is not None and not (
+            isinstance(self.source_sha256, str)
+            and re.fullmatch(r"[0-9a-f]{64}", self.source_sha256)
+        ):
             raise BadRequest("'source_sha256' must be 64 lowercase hex characters")
         if self.training is not None and not isinstance(self.training, dict):
             raise BadRequest("'training' must be a JSON object")
         self.training = validate_user_training(self.training)  # schema; never names a blob
+
+
+MAX_TAGS = 32
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_TEXT_LIMITS = {
+    "trigger": 100,
+    "base_model": 200,
+    "type": 16,
+    "description": 10_000,
+    "license": 100,
+    "visibility": 8,
+    "notes": 10_000,
+}
 
 
 @dataclass
@@ -161,9 +192,13 @@ def publish_version(
     if data is None:
         if not digest:
             raise BadRequest("send the embedding as the multipart field 'file'")
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise BadRequest("'digest' must be sha256:<64 lowercase hex characters>")
         data = _visible_blob(engine, store, principal, digest)
     vectors = parse_canonical(data, max_bytes=max_bytes)
     check_base_model(vectors.family, meta.base_model)
+    _check_header_fields(vectors)
+    _require_namespace(engine, namespace)  # before the blob: no orphan for a missing namespace
     blob = serialize_safetensors(vectors.vectors)
     digest = vectors.digest
     found = hashes.file_hashes(data, HashKind.UPLOAD.value) if uploaded else set()
@@ -239,6 +274,19 @@ def _index_hashes(
     route_trigger = version.trigger or embedding.trigger or f"<{embedding.name}>"
     served = hashes.served_hashes(blob, [route_trigger, version.trigger])
     hashes.index_version(session, version.id, served | found)
+
+
+def _check_header_fields(vectors: Vectors) -> None:
+    """The file's own token and source format become columns too: hold them to the same
+    limits as the metadata fields, before the blob is stored."""
+    validation.text(vectors.token, "lexicon.token (the file's trigger)", _TEXT_LIMITS["trigger"])
+    validation.text(vectors.source_format, "lexicon.source_format", 40)
+
+
+def _require_namespace(engine: Engine, namespace: str) -> None:
+    with session_scope(engine) as session:
+        if session.get(Namespace, namespace) is None:
+            raise NotFound(f"namespace {namespace!r} not found")
 
 
 def _visible_blob(engine: Engine, store: BlobStore, principal: Principal, digest: str) -> bytes:

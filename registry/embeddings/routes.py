@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, head, patch, post, put
@@ -11,6 +10,7 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
 from client.core.errors import BadRequest, NotFound
+from registry import validation
 from registry.accounts.access import Principal
 from registry.context import Registry
 from registry.db import session_scope
@@ -26,15 +26,37 @@ PREFIX = "/api/v1/embeddings/{namespace:str}/{name:str}"
 def _metadata(raw: Any) -> PublishMetadata:
     if raw in (None, ""):
         return PublishMetadata()
+    if isinstance(raw, list):
+        raise BadRequest("'metadata' was sent more than once; send one JSON object")
     if hasattr(raw, "file"):  # sent as a file part
-        raw = raw.file.read().decode()
-    try:
-        data = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"'metadata' is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise BadRequest("'metadata' must be a JSON object")
-    return PublishMetadata.from_json(data)
+        raw = raw.file.read(validation.MAX_JSON_BYTES + 1)
+    return PublishMetadata.from_json(validation.loads(raw, "metadata"))
+
+
+def _upload(part: Any, limit: int) -> bytes | None:
+    """The ``file`` part's bytes: exactly one file part (not text, not twice)."""
+    if part in (None, ""):
+        return None
+    if isinstance(part, list):
+        raise BadRequest("'file' was sent more than once; send one embedding per publish")
+    if not hasattr(part, "file"):
+        raise BadRequest("'file' must be a file part (the embedding's bytes), not a text field")
+    return part.file.read(limit + 1)
+
+
+def _form_text(value: Any, field: str, max_len: int) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"'{field}' must be one text field")
+    return validation.text(value, field, max_len)
+
+
+def _version_number(ref: str, namespace: str, name: str) -> int:
+    number = validation.plain_decimal(ref)
+    if number is None:
+        raise NotFound(f"{namespace}/{name} has no version {ref!r}; versions are numbers")
+    return number
 
 
 def _original(part: Any, limit: int) -> bytes | None:
@@ -65,8 +87,7 @@ class EmbeddingController(Controller):
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> Response:
         limit = registry.settings.max_upload_bytes
-        upload = data.get("file")
-        content = upload.file.read(limit + 1) if upload else None
+        content = _upload(data.get("file"), limit)
         result = publish_version(
             registry.engine,
             registry.store,
@@ -74,7 +95,7 @@ class EmbeddingController(Controller):
             namespace,
             name,
             data=content,
-            digest=data.get("digest"),
+            digest=_form_text(data.get("digest"), "digest", 71),
             meta=_metadata(data.get("metadata")),
             max_bytes=limit,
             original=_original(data.get("original"), limit),
@@ -102,7 +123,7 @@ class EmbeddingController(Controller):
         name: str,
         data: dict[str, Any],
     ) -> dict[str, Any]:
-        meta = PublishMetadata.from_json(data)
+        meta = PublishMetadata.from_json(data, "request body")
         with session_scope(registry.engine) as session:
             embedding = services.update_embedding(session, principal, namespace, name, meta)
             return embedding_json(session, embedding)
@@ -155,27 +176,29 @@ class EmbeddingController(Controller):
             },
         )
 
-    @post("/versions/{number:int}/yank", sync_to_thread=True, status_code=200)
+    @post("/versions/{number:str}/yank", sync_to_thread=True, status_code=200)
     def yank(
         self,
         registry: Registry,
         principal: Principal | None,
         namespace: str,
         name: str,
-        number: int,
+        number: str,
     ) -> dict[str, Any]:
-        return self._set_yanked(registry, principal, namespace, name, number, True)
+        version = _version_number(number, namespace, name)
+        return self._set_yanked(registry, principal, namespace, name, version, True)
 
-    @post("/versions/{number:int}/unyank", sync_to_thread=True, status_code=200)
+    @post("/versions/{number:str}/unyank", sync_to_thread=True, status_code=200)
     def unyank(
         self,
         registry: Registry,
         principal: Principal | None,
         namespace: str,
         name: str,
-        number: int,
+        number: str,
     ) -> dict[str, Any]:
-        return self._set_yanked(registry, principal, namespace, name, number, False)
+        version = _version_number(number, namespace, name)
+        return self._set_yanked(registry, principal, namespace, name, version, False)
 
     @staticmethod
     def _set_yanked(registry, principal, namespace, name, number, yanked) -> dict[str, Any]:
@@ -194,9 +217,7 @@ class EmbeddingController(Controller):
         tag: str,
         data: dict[str, Any],
     ) -> dict[str, int]:
-        number = data.get("version")
-        if not isinstance(number, int):
-            raise BadRequest('send {"version": <number>}')
+        number = validation.integer(data.get("version"), "version", 1)
         with session_scope(registry.engine) as session:
             services.set_tag(session, principal, namespace, name, tag, number)
             embedding = services.get_embedding(session, principal, namespace, name)

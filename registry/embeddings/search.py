@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, exists, or_, text
 from sqlmodel import Session, select
 
-from client.core.errors import BadRequest
+from client.core.errors import BadRequest, LexiconError
+from registry import validation
 from registry.accounts.access import Principal
 
 from .models import Embedding, EmbeddingTag, EmbeddingVersion
@@ -101,14 +102,29 @@ def _encode_cursor(value: object, embedding_id: int) -> str:
 
 
 def _decode_cursor(cursor: str, sort: str) -> tuple[object, int]:
+    """A cursor is ours only if it decodes to ``[key, id]`` with the sort key's own type; a
+    tampered one is a 400 (never a 500 from the database comparing 'x' with an integer)."""
+    bad = f"invalid cursor for sort={sort}; start again without one"
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, embedding_id = json.loads(base64.urlsafe_b64decode(padded))
-        if sort == "recent":
-            value = datetime.fromisoformat(value)
-        return value, int(embedding_id)
-    except (ValueError, TypeError) as exc:
-        raise BadRequest(f"invalid cursor ({exc}); start again without one") from None
+        value, embedding_id = validation.loads(base64.urlsafe_b64decode(padded), "cursor")
+    except (ValueError, TypeError, LexiconError):
+        raise BadRequest(bad) from None
+    if isinstance(embedding_id, bool) or not isinstance(embedding_id, int):
+        raise BadRequest(bad)
+    if sort == "recent":
+        try:
+            value = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            value = None
+        if value is None or value.tzinfo is None:  # naive: 500 on PostgreSQL before
+            raise BadRequest(f"{bad} (its time must carry a UTC offset)")
+    elif sort == "trending":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(bad)
+    elif isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(bad)
+    return value, embedding_id
 
 
 def _text_match(session: Session, q: str):
@@ -141,6 +157,8 @@ def visible_filter(principal: Principal | None):
 def search_embeddings(
     session: Session, principal: Principal | None, query: SearchQuery
 ) -> tuple[list[Embedding], str | None]:
+    for param in ("q", "family", "type", "tag", "author", "cursor"):
+        validation.no_nul(getattr(query, param), param)
     if query.sort not in SORTS:
         raise BadRequest(f"unknown sort {query.sort!r}; use {', '.join(SORTS)}")
     if not 1 <= query.limit <= MAX_LIMIT:

@@ -4,6 +4,7 @@ answers NotFound, never Forbidden, for a private embedding the caller may not se
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import func, update
@@ -19,12 +20,14 @@ from registry.accounts.access import (
     require_write,
 )
 from registry.accounts.models import Scope
+from registry.validation import plain_decimal
 
 from . import search
 from .models import Embedding, EmbeddingTag, EmbeddingVersion, Star, VersionTag
 from .publish import PublishMetadata, set_content_tags
 
 LATEST = "latest"
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def get_embedding(session: Session, principal: Principal | None, ns: str, name: str) -> Embedding:
@@ -80,8 +83,9 @@ def resolve_version(
     resolve only by exact number or digest."""
     embedding = get_embedding(session, principal, ns, name)
     where = [EmbeddingVersion.embedding_id == embedding.id]
-    if ref.isdigit():
-        where.append(EmbeddingVersion.number == int(ref))
+    number = plain_decimal(ref)  # not str.isdigit(): '²' and '١' are not version numbers
+    if number is not None:
+        where.append(EmbeddingVersion.number == number)
     elif ref.startswith("sha256:"):
         where.append(EmbeddingVersion.digest == ref)
     elif ref == LATEST:
@@ -141,6 +145,10 @@ def update_embedding(
 ) -> Embedding:
     embedding = get_embedding(session, principal, ns, name)
     require_write(principal, ns)
+    if meta.visibility == "public" and embedding.visibility != "public":
+        # Publishing a private item to the world is the namespace owners' call, not a
+        # maintainer's (issue 8, defect 9).
+        require_owner(principal, ns)
     for field, column in (
         ("description", "description"),
         ("type", "concept_type"),
@@ -207,6 +215,8 @@ def count_download(session: Session, embedding: Embedding) -> None:
 
 
 def blob_visible(session: Session, principal: Principal | None, digest: str) -> bool:
+    if not DIGEST_RE.fullmatch(digest):
+        return False
     stmt = (
         select(EmbeddingVersion.id)
         .join(Embedding, EmbeddingVersion.embedding_id == Embedding.id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post, put
@@ -11,6 +10,7 @@ from litestar.params import Body
 
 from client.core.errors import BadRequest, NotFound
 from client.core.training import JobRequest
+from registry import validation
 from registry.accounts.access import Principal
 from registry.context import Registry
 from registry.db import session_scope
@@ -47,10 +47,9 @@ def _json_field(raw: Any, field: str) -> Any:
         raw = raw.file.read()
     if raw in (None, "", b""):
         raise BadRequest(f"send the multipart field '{field}' (a JSON object)")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"'{field}' is not valid JSON ({exc})") from None
+    if isinstance(raw, list):
+        raise BadRequest(f"'{field}' was sent more than once; send one JSON object")
+    return validation.loads(raw, field)  # no NaN, deep nesting or numbers past 64 bits
 
 
 def _text(raw: Any) -> Any:
@@ -138,8 +137,8 @@ class TrainingJobController(Controller):
         self, registry: Registry, principal: Principal | None, job_id: str, data: Multipart
     ) -> dict[str, Any]:
         files = _read_files(data.get("file"), "file")
-        step = _text(data.get("step"))
-        if not files or not str(step or "").isdigit():
+        step = validation.plain_decimal(str(_text(data.get("step")) or ""))
+        if not files or step is None or step > 2**31 - 1:  # a 32-bit column
             raise BadRequest("send multipart fields 'lease', 'step' (an integer) and 'file'")
         job = queue.save_checkpoint(
             registry.engine,
@@ -148,7 +147,7 @@ class TrainingJobController(Controller):
             principal,
             job_id,
             _text(data.get("lease")),
-            int(step),
+            step,
             files[0][1],
         )
         return {"checkpoint_step": job.checkpoint_step, "digest": job.checkpoint_digest}
