@@ -41,11 +41,19 @@ def _fmt_eta(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def _last_loss(job: dict[str, Any]) -> str:
+    """The latest loss of the job's curve (``[[step, loss], ...]``)."""
+    last = (job.get("losses") or [None])[-1]
+    if isinstance(last, list | tuple) and len(last) == 2:
+        last = last[1]
+    return f"{last:.4f}" if isinstance(last, int | float) else "-"
+
+
 def _summary(job: dict[str, Any]) -> str:
-    loss = f"{job['losses'][-1]:.4f}" if job.get("losses") else "-"
     line = (
         f"{job['id']}  {job['status']:<9}  {job['target']}  "
-        f"step {job['step']}/{job['total_steps']}  loss {loss}  eta {_fmt_eta(job.get('eta_s'))}"
+        f"step {job['step']}/{job['total_steps']}  loss {_last_loss(job)}  "
+        f"eta {_fmt_eta(job.get('eta_s'))}"
     )
     if job.get("result"):
         line += f"  -> {job['result']['ref']}"
@@ -72,12 +80,14 @@ def _follow(jobs: Any, job: dict[str, Any], poll: float) -> dict[str, Any]:
         task = bar.add_task(job["status"], total=job["total_steps"], loss="-", eta="-")
 
         def update(j: dict[str, Any]) -> None:
-            loss = f"{j['losses'][-1]:.4f}" if j.get("losses") else "-"
+            # The total follows the job: early stopping shrinks it to the step it stopped at,
+            # so a finished bar reads "600/600", not "600/2000 eta 2:24".
             bar.update(
                 task,
+                total=j["total_steps"],
                 completed=j["step"],
                 description=j["status"],
-                loss=loss,
+                loss=_last_loss(j),
                 eta=_fmt_eta(j.get("eta_s")),
             )
 
@@ -101,7 +111,20 @@ def train(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps (cap).")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
-    resolution: Annotated[int | None, typer.Option(help="Training resolution (px).")] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(help="Training resolution (px); default: the base model's own."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Images per step (1-16).")
+    ] = None,
+    early_stop: Annotated[
+        bool,
+        typer.Option(
+            "--early-stop/--no-early-stop",
+            help="Stop once the loss has flattened (DVAR), or always run to --steps.",
+        ),
+    ] = True,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     preview: Annotated[
         list[str] | None, typer.Option("--preview", help="A preview prompt (repeatable).")
@@ -123,6 +146,8 @@ def train(
         "steps": steps,
         "learning_rate": learning_rate,
         "resolution": resolution,
+        "batch_size": batch_size,
+        "early_stop": None if early_stop else False,
         "seed": seed,
         "preview_prompts": preview or None,
         "visibility": "private" if private else None,

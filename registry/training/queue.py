@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from client.core.errors import BadRequest, Conflict, NotFound, TooLarge
 from client.core.families import FAMILIES
-from registry import validation
+from client.core.loss_curve import extend_curve
 from registry.accounts.access import Principal, require_scope
 from registry.accounts.models import Scope
 from registry.db import session_scope
@@ -36,24 +36,18 @@ from registry.storage.base import BlobStore
 from .models import JobStatus, TrainingJob, TrainingWorker
 from .services import can_see, new_id, now, reap_expired
 
-RECENT_LOSSES = 100  # loss values kept on the job for `hub job` / progress bars
 
-
-def _str_list(value: Any, what: str, max_len: int = 200) -> list[str]:
+def _str_list(value: Any, what: str) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or len(value) > 100:
-        raise BadRequest(f"'{what}' must be a list of at most 100 strings")
-    for item in value:
-        if not validation.text(item, what, max_len):
-            raise BadRequest(f"'{what}' must hold non-empty strings")
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise BadRequest(f"'{what}' must be a list of strings")
     return value
 
 
 def register_worker(session: Session, principal: Principal | None, data: dict[str, Any]):
     """A worker says what it can run: the families and base models it has loaded."""
     principal = require_scope(principal, Scope.WORKER)
-    validation.json_value(data, "request body")
     families = _str_list(data.get("families"), "families")
     unknown = sorted(set(families) - set(FAMILIES))
     if not families or unknown:
@@ -62,15 +56,15 @@ def register_worker(session: Session, principal: Principal | None, data: dict[st
             + (f" (unknown: {', '.join(unknown)})" if unknown else "")
         )
     memory = data.get("memory_bytes")
-    if memory is not None:
-        validation.integer(memory, "memory_bytes")
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int)):
+        raise BadRequest("'memory_bytes' must be an integer")
     worker = TrainingWorker(
         id=new_id("wk"),
         user_id=principal.user_id,
-        name=validation.text(data.get("name"), "name", 100) or principal.username,
+        name=str(data.get("name") or principal.username)[:100],
         families=families,
         base_models=_str_list(data.get("base_models"), "base_models"),
-        device=validation.text(data.get("device"), "device", 100) or "",
+        device=str(data.get("device") or "")[:100],
         memory_bytes=memory,
     )
     session.add(worker)
@@ -161,25 +155,42 @@ def heartbeat(
     engine: Engine, principal: Principal | None, job_id: str, data: dict[str, Any], lease_s: int
 ) -> dict[str, Any]:
     """Extend the lease and record progress; ``cancel: true`` tells the worker to stop."""
-    validation.json_value(data, "request body")  # no 400-digit loss for float() to overflow on
     with session_scope(engine) as session:
         job = leased_job(session, principal, job_id, data.get("lease"))
         if job.status == JobStatus.CANCELLED.value:
             return {"cancel": True, "status": job.status, "lease_expires_at": None}
         require_running(job)
         t = now()
-        step = data.get("step")
-        if isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= job.total_steps:
-            job.step = step
-        losses = [float(x) for x in data.get("losses") or [] if isinstance(x, int | float)]
-        if losses:
-            job.losses = (list(job.losses) + losses)[-RECENT_LOSSES:]
-        eta = data.get("eta_s")
-        job.eta_s = float(eta) if isinstance(eta, int | float) else job.eta_s
+        record_progress(job, data)
         job.lease_expires_at = t + timedelta(seconds=lease_s)
         job.updated_at = t
         session.add(job)
         return {"cancel": False, "status": job.status, "lease_expires_at": job.lease_expires_at}
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def record_progress(job: TrainingJob, data: dict[str, Any]) -> None:
+    """A heartbeat's progress: ``step``; ``losses``, those of the steps up to ``step``, added to
+    the job's bounded ``[[step, loss]]`` curve of the whole run (client.core.loss_curve);
+    ``total_steps``, sent when early stopping ends the run sooner (it may only shrink, to no
+    less than ``step``); ``eta_s``."""
+    step = _count(data.get("step"))
+    if step is None or not 0 <= step <= job.total_steps:
+        return
+    job.step = step
+    raw = data.get("losses") if isinstance(data.get("losses"), list) else []
+    losses = [float(x) for x in raw if isinstance(x, int | float) and not isinstance(x, bool)]
+    if losses and step >= len(losses):
+        job.losses = extend_curve(job.losses, step, losses)
+    total = _count(data.get("total_steps"))
+    if total is not None and step <= total < job.total_steps:
+        job.total_steps = total
+    eta = data.get("eta_s")
+    if isinstance(eta, int | float) and not isinstance(eta, bool) and eta >= 0:
+        job.eta_s = float(eta)
 
 
 def save_checkpoint(
@@ -216,9 +227,7 @@ def fail_job(
 ) -> TrainingJob:
     """Retry policy: a retryable failure requeues the job until it has used ``max_attempts``
     claims; ``retry: false`` (bad input that will fail again) fails it at once."""
-    validation.json_value(data, "request body")
-    # A worker's error text is kept, not refused: cut to the column and without NUL bytes.
-    error = str(data.get("error") or "the worker reported a failure").replace("\x00", "")[:4000]
+    error = str(data.get("error") or "the worker reported a failure")[:4000]
     with session_scope(engine) as session:
         job = leased_job(session, principal, job_id, data.get("lease"))
         require_running(job)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .models import TrainingJob, TrainingWorker
+from .models import JobStatus, TrainingJob, TrainingWorker
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -31,8 +31,9 @@ def job_json(job: TrainingJob, worker: TrainingWorker | None = None) -> dict[str
         "images": job.images,
         "step": job.step,
         "total_steps": job.total_steps,
-        "losses": job.losses,
-        "eta_s": job.eta_s,
+        "losses": job.losses,  # [[step, loss]] over the whole run, <= 512 points
+        # Only a running job has an ETA (a finished or requeued one keeps a stale value).
+        "eta_s": job.eta_s if job.status == JobStatus.RUNNING.value else None,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
         "worker": {"id": worker.id, "name": worker.name} if worker else None,
