@@ -16,7 +16,6 @@ Other formats are converted locally from the canonical bytes (the client owns fo
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -251,21 +250,23 @@ class Hub(ManageMixin):
     ) -> VersionInfo:
         """Publish ``source`` (any supported file, an SDXL pair, or an :class:`Embedding`) as the
         next version of ``ns/name``; ``ns/name:tag`` also points ``tag`` at it. When the
-        registry already holds the bytes (``HEAD /blobs``) nothing is uploaded."""
+        registry already holds the bytes (``HEAD /blobs``) nothing is uploaded. A single source
+        file also travels as ``original``: the registry checks that it holds the same vectors
+        and indexes its hashes, so the short hash A1111 and Civitai show for it finds the
+        version (a hash the client merely claimed would not be trusted)."""
         from client.core.canonical import canonical_bytes
         from client.core.formats import read_embedding
 
         ref = parse_ref(ref)
         if ref.version is not None or ref.digest is not None:
             raise BadRequest(f"push to ns/name or ns/name:tag, not {ref}; versions are numbered")
-        source_sha256 = None
+        original: tuple[str, bytes] | None = None
         if isinstance(source, Embedding):
             embedding = source
         else:
             paths = [Path(source)] if isinstance(source, str | Path) else [Path(p) for p in source]
             if len(paths) == 1 and paths[0].is_file():
-                # The original file's hash, so A1111/Civitai short hashes of it find the version.
-                source_sha256 = hashlib.sha256(paths[0].read_bytes()).hexdigest()
+                original = _original_part(paths[0])
             try:
                 embedding = read_embedding(paths[0] if len(paths) == 1 else paths)
             except LexiconError as exc:  # the reader leaves naming the file to its caller
@@ -285,7 +286,6 @@ class Hub(ManageMixin):
             "visibility": visibility,
             "notes": notes,
             "training": training,
-            "source_sha256": source_sha256,
         }
         meta_json = json.dumps({k: v for k, v in meta.items() if v is not None})
         digest = embedding.digest
@@ -294,7 +294,7 @@ class Hub(ManageMixin):
         if self._blob_known(digest):
             try:
                 files = {"digest": (None, digest), "metadata": (None, meta_json)}
-                raw = self._json("POST", path, files=files)
+                raw = self._json("POST", path, files=_with_original(files, original))
             except NotFound:  # the blob became invisible in between: upload it after all
                 raw = None
         uploaded = raw is None
@@ -306,7 +306,7 @@ class Hub(ManageMixin):
                 "file": (f"{ref.name}.safetensors", data, "application/octet-stream"),
                 "metadata": (None, meta_json),
             }
-            raw = self._json("POST", path, files=files)
+            raw = self._json("POST", path, files=_with_original(files, original))
             self._report(what, len(data), len(data))
         info = VersionInfo.from_json(raw, uploaded=uploaded)
         # The registry applies embedding-level fields only when the embedding is created; for
@@ -338,6 +338,23 @@ def login(url: str | None, token: str, *, credentials_path: Path | None = None) 
         me = hub.whoami()
         save_credentials(hub.url, token, credentials_path)
     return me
+
+
+def _original_part(path: Path) -> tuple[str, bytes] | None:
+    """The file a push converts, sent beside the canonical bytes when within the registry's
+    default upload limit (larger ones, e.g. big PNG previews, are pushed without it)."""
+    from client.core.canonical import DEFAULT_MAX_BYTES
+
+    if path.stat().st_size > DEFAULT_MAX_BYTES:
+        return None
+    return path.name, path.read_bytes()
+
+
+def _with_original(files: dict[str, Any], original: tuple[str, bytes] | None) -> dict[str, Any]:
+    if original is None:
+        return files
+    name, data = original
+    return {**files, "original": (name, data, "application/octet-stream")}
 
 
 def _is_folder(embedding: Embedding, fmt: str) -> bool:

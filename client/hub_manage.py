@@ -94,7 +94,9 @@ class ManageMixin:
         return self.star(repo, undo=True)
 
     def lookup(self, hash: str) -> list[VersionInfo]:
-        """Versions whose digest, original upload sha256, or 10/12-hex short hash matches."""
+        """Versions with a file whose sha256 is ``hash`` or starts with it (digest, A1111/Civitai
+        10/12-hex short hashes): the formats the registry serves and ``hub pull`` writes, and
+        the original files pushed. Each one's ``raw["matched"]`` lists the kinds that matched."""
         raw = self._json("GET", f"{API}/lookup", params={"hash": hash})
         return [VersionInfo.from_json(v) for v in raw.get("items", [])]
 

@@ -305,7 +305,9 @@ def lookup(
     hash_: Annotated[str, typer.Argument(metavar="HASH", help="Digest, sha256, or short hash.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the versions whose digest or original file hash matches HASH."""
+    """Find the versions that have a file with sha256 HASH (or starting with it: the short
+    hashes A1111 and Civitai show): any format the hub serves or writes, or an original file
+    pushed. MATCHED says which."""
     with open_hub() as hub:
         items = hub.lookup(hash_)
     if as_json:
@@ -317,6 +319,13 @@ def lookup(
         raise NotFound(f"no version you can see matches {hash_}")
     print_table(
         None,
-        ["version", "digest", "family", "trigger"],
-        [[v.ref, v.digest, v.family, v.trigger] for v in items],
+        ["version", "matched", "digest", "family", "trigger"],
+        [[v.ref, _matched(v.raw), v.digest, v.family, v.trigger] for v in items],
+    )
+
+
+def _matched(raw: dict[str, Any]) -> str:
+    """``original 5e2f586aef``, one per matching file: the kind and its short hash."""
+    return "\n".join(
+        f"{m.get('kind')} {str(m.get('sha256', ''))[:10]}" for m in raw.get("matched") or []
     )

@@ -27,7 +27,7 @@ from client.core.canonical import looks_like_safetensors, parse_safetensors
 from client.core.embedding import Embedding as Vectors
 from client.core.errors import BadRequest, OriginalMismatch
 from client.core.formats import read_embedding
-from client.core.writers import FORMATS, embedding_to_bytes
+from client.core.writers import FORMATS, SAFETENSORS, TORCH, embedding_to_bytes
 from registry.accounts.access import Principal
 
 from . import search
@@ -68,17 +68,23 @@ def file_hashes(data: bytes, kind: str) -> set[FileHash]:
 
 def served_hashes(blob: bytes, triggers: Iterable[str | None]) -> set[FileHash]:
     """Hashes of every file the hub serves or writes for the canonical ``blob``: the blob itself
-    (what ``?format=canonical`` serves) and each format's file(s), rendered by the same writers
-    as the file route and ``hub pull`` from the same inputs (the tensors read back from the blob,
-    the version's trigger). Several triggers when the route's fallback differs from the client's.
-    """
+    (what ``?format=canonical`` serves) and each format's file(s) in each container the writers
+    offer for it (``hub pull --format a1111 -o x.pt`` writes a torch file), rendered by the same
+    writers as the file route and ``hub pull`` from the same inputs (the tensors read back from
+    the blob, the version's trigger). Several triggers when the route's fallback differs from
+    the client's."""
     found = file_hashes(blob, HashKind.DIGEST.value)
     tensors, _ = parse_safetensors(blob)
     for trigger in dict.fromkeys(triggers):
         vectors = Vectors.from_tensors(tensors, token=trigger, source_format="canonical")
         for fmt in FORMATS:
-            for content in embedding_to_bytes(vectors, fmt).values():
-                found |= file_hashes(content, fmt)
+            for container in (SAFETENSORS, TORCH):
+                try:
+                    files = embedding_to_bytes(vectors, fmt, token=trigger, container=container)
+                except BadRequest:  # no such container for this format or family
+                    continue
+                for content in files.values():
+                    found |= file_hashes(content, fmt)
     return found
 
 

@@ -167,3 +167,19 @@ def test_private_versions_are_found_only_by_their_namespace(hub: Hub) -> None:
         assert found(hub, value) == {}, value
         assert found(hub, value, bob) == {}, value
         assert "alice/hid@1" in found(hub, value, alice), value
+
+
+def test_a_deleted_embedding_leaves_no_hash_behind(hub: Hub) -> None:
+    """Rows go with their version, so a later version (which may reuse the row id on SQLite)
+    is never found by the deleted one's files."""
+    from registry.embeddings.models import VersionHash
+
+    alice = hub.user("alice")
+    vectors = random_vectors(token="<gone>")
+    original = diffusers_file(vectors)
+    assert publish(hub, "alice/gone", alice, vectors, original).status_code == 201
+    assert hub.client.delete(f"{BASE}/alice/gone/", headers=auth(alice)).status_code == 204
+    assert publish(hub, "alice/next", alice, random_vectors()).status_code == 201
+    assert found(hub, sha(original)[:10], alice) == {}
+    assert found(hub, vectors.digest, alice) == {}
+    assert sha(original) not in {row.sha256 for row in hub.rows(VersionHash)}
