@@ -4,7 +4,11 @@
 # 1. .venv: CPU torch FIRST (a bare torch requirement would pull a multi-GB CUDA build), then
 #    the project with every extra; skipped while a stamp keyed by pyproject.toml is current.
 # 2. .venv-swift: OpenStack Swift (its S3 layer checks real SigV4 signatures) in its own venv.
-# 3. ruff format --check, ruff check, pytest. "No tests collected" counts as a failure.
+# 3. ruff format --check, ruff check.
+# 4. scripts/check_extras.sh: the README's promises per install, on fresh venvs (base install
+#    without torch; the quick start's server command as written, then its hub commands).
+#    LEXICON_SKIP_EXTRAS=1 skips it in a local inner loop; CI always runs it.
+# 5. pytest. "No tests collected" counts as a failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -50,6 +54,13 @@ say "ruff format --check ."
 "$VENV/bin/ruff" format --check .
 say "ruff check ."
 "$VENV/bin/ruff" check .
+
+if [ "${LEXICON_SKIP_EXTRAS:-0}" = 1 ] && [ "${CI:-}" != true ]; then
+  say "skipping scripts/check_extras.sh (LEXICON_SKIP_EXTRAS=1)"
+else
+  say "scripts/check_extras.sh: the README's install promises on fresh venvs"
+  bash scripts/check_extras.sh
+fi
 
 say "pytest $*"
 rc=0
