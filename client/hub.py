@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from client.core.embedding import Embedding
+from client.core.embedding import Embedding, training_from_source
 from client.core.errors import BadRequest, LexiconError, NotFound, Unavailable
 
 from .api_types import VersionInfo, WhoAmI
@@ -30,6 +30,7 @@ from .config import ClientConfig, save_credentials
 from .hub_manage import API, ManageMixin, repo_path
 from .refs import Ref, parse_ref
 from .transport import Transport, UnexpectedResponse
+from .webui import Placed, Placement, place_all
 
 DEFAULT_TAG_TTL_S = 60.0
 # (what, bytes done, total bytes or None): the CLI draws rich progress bars from it.
@@ -221,16 +222,19 @@ class Hub(ManageMixin):
         written = write_embedding(embedding, out, format, token=embedding.token)
         return out if _is_folder(embedding, format) else written[0]
 
-    def to_webui(self, ref: str | Ref, directory: Path | str) -> Path:
+    def to_webui(self, ref: str | Ref, directory: Path | str, *, force: bool = False) -> Path:
         """Write ``DIR/<trigger without <>>.safetensors`` (A1111 layout) for the ``embeddings/``
-        folder of A1111 or ComfyUI, where the file name is the prompt word."""
-        ref = parse_ref(ref)
-        embedding = self.load(ref)
-        word = (embedding.token or ref.name).strip().strip("<>").strip() or ref.name
-        word = "".join(c if c.isalnum() or c in "-_." else "_" for c in word)
-        from client.core.writers import write_embedding
+        folder of A1111 or ComfyUI, where the file name is the prompt word. A different
+        embedding already there is refused unless ``force`` (:mod:`client.webui`)."""
+        return self.to_folder([ref], directory, force=force)[0].path
 
-        return write_embedding(embedding, Path(directory) / f"{word}.safetensors", "a1111")[0]
+    def to_folder(
+        self, refs: Sequence[str | Ref], directory: Path | str, *, force: bool = False
+    ) -> list[Placed]:
+        """:meth:`to_webui` for several references at once: all checked, then all written."""
+        parsed = [parse_ref(r) for r in refs]
+        items = [Placement(self.load(r), str(r), r.name) for r in parsed]
+        return place_all(directory, items, force=force)
 
     # --- push ----------------------------------------------------------------------------------
     def push(
@@ -285,7 +289,7 @@ class Hub(ManageMixin):
             "license": license,
             "visibility": visibility,
             "notes": notes,
-            "training": training,
+            "training": training if training is not None else training_from_source(embedding),
         }
         meta_json = json.dumps({k: v for k, v in meta.items() if v is not None})
         digest = embedding.digest

@@ -39,7 +39,7 @@ from client.core.errors import (
     NotFound,
 )
 from client.core.families import family_for_widths
-from client.inject_sources import Item, Puller, resolve_item
+from client.inject_sources import Item, Puller, is_sdxl_pair, resolve_item
 
 _SIBLING = re.compile(r"^(.+)_(\d+)$")
 
@@ -91,8 +91,11 @@ def load_embedding(
 ) -> list[str]:
     """Load one embedding (an :class:`Embedding`, a local file in any supported format, or a
     registry reference such as ``ns/name@3``) into ``pipe``; returns ``[trigger]``, the token to
-    write in prompts. ``token`` overrides the name the file carries. A list or tuple of items
-    goes to :func:`load_embeddings`."""
+    write in prompts. ``token`` overrides the name the file carries. A folder, or a list of the
+    two files of a diffusers SDXL embedding (either order), is one embedding; any other list or
+    tuple of items goes to :func:`load_embeddings`."""
+    if isinstance(ref_or_path, list | tuple) and is_sdxl_pair(ref_or_path):
+        return load_embeddings(pipe, [tuple(ref_or_path)], tokens=[token], hub=hub)
     if isinstance(ref_or_path, list | tuple):
         if token is not None:
             raise BadName("token= names one embedding; use load_embeddings(..., tokens=[...])")

@@ -150,23 +150,53 @@ def push(
     print(f"{info.ref} {info.digest}{note}")
 
 
+WebuiOpt = Annotated[
+    Path | None,
+    typer.Option("--to-webui", help="A1111 embeddings/ folder: DIR/<trigger>.safetensors."),
+]
+ComfyOpt = Annotated[
+    Path | None,
+    typer.Option("--to-comfy", help="ComfyUI models/embeddings/ folder (same layout)."),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Replace a different embedding of the same name there.")
+]
+
+
+def embeddings_folder(to_webui: Path | None, to_comfy: Path | None) -> Path | None:
+    """The one A1111/ComfyUI folder asked for (they share a layout: the file name is the
+    prompt word, ``name`` in A1111, ``embedding:name`` in ComfyUI)."""
+    if to_webui and to_comfy:
+        from ..core.errors import BadRequest
+
+        raise BadRequest("give --to-webui or --to-comfy, not both (run twice for two folders)")
+    return to_webui or to_comfy
+
+
 @app.command()
 @handles_errors
 def pull(
     ref: Annotated[str, typer.Argument(help="ns/name, ns/name@3, ns/name:tag, ns/name@sha256:…")],
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Where to write.")] = None,
-    format_: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "canonical",
-    to_webui: Annotated[
+    out: Annotated[
         Path | None,
-        typer.Option("--to-webui", help="A1111/ComfyUI embeddings/ folder: DIR/<trigger>."),
+        typer.Option("-o", "--out", help="Where to write (a1111: .pt or .safetensors)."),
     ] = None,
+    format_: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "canonical",
+    to_webui: WebuiOpt = None,
+    to_comfy: ComfyOpt = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Download (verified, through the cache) and print the path written."""
+    """Download (verified, through the cache) and print the path written. With --to-webui or
+    --to-comfy a different embedding already named so is refused (exit 1) unless --force."""
     from ..core.writers import check_format
 
     check_format(format_)
+    folder = embeddings_folder(to_webui, to_comfy)
     with open_hub() as hub:
-        path = hub.to_webui(ref, to_webui) if to_webui else hub.pull(ref, format=format_, out=out)
+        if folder:
+            path = hub.to_webui(ref, folder, force=force)
+        else:
+            path = hub.pull(ref, format=format_, out=out)
     print(path)
 
 
@@ -226,9 +256,20 @@ def info(
             "version": version.ref + (" (yanked)" if version.yanked else ""),
             "digest": version.digest,
             "trigger": version.trigger,
+            "internal name": internal_name(version.raw),
             "vectors": f"{version.vectors} ({version.dtype})",
         }
     print_table(None, ["field", "value"], [[k, v] for k, v in fields.items() if v])
+
+
+def internal_name(version: dict[str, Any]) -> str | None:
+    """The name the trainer gave the embedding (A1111's internal ``name``) when it differs from
+    the trigger, which A1111 and ComfyUI take from the file name (issue 9.3)."""
+    training = version.get("training")
+    name = training.get("name") if isinstance(training, dict) else None
+    if not isinstance(name, str) or name == version.get("trigger"):
+        return None
+    return name
 
 
 @app.command()

@@ -10,7 +10,7 @@ import typer
 
 from .app import app
 from .errors import handles_errors
-from .hub_cmds import open_hub
+from .hub_cmds import ComfyOpt, ForceOpt, WebuiOpt, embeddings_folder, open_hub
 
 LockOpt = Annotated[Path, typer.Option("--file", "-f", help="The lockfile.", show_default=True)]
 
@@ -54,19 +54,29 @@ def lock(
 @handles_errors
 def sync(
     file: LockOpt = Path("lexicon.lock"),
-    to_webui: Annotated[
-        Path | None, typer.Option("--to-webui", help="Also write DIR/<trigger>.safetensors.")
-    ] = None,
+    to_webui: WebuiOpt = None,
+    to_comfy: ComfyOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Pull exactly what the lockfile pins, verified against its digests; works offline
-    (LEXICON_OFFLINE=1) once the bytes are cached. Prints REF DIGEST PATH per pin."""
+    (LEXICON_OFFLINE=1) once the bytes are cached. Prints REF DIGEST PATH per pin.
+
+    With --to-webui DIR (A1111) or --to-comfy DIR (ComfyUI) every pin becomes
+    DIR/<trigger>.safetensors, so a team's embeddings are identical on every machine. Repeating
+    it rewrites nothing (each line ends in written, replaced or unchanged); files it did not
+    write are never overwritten unless --force, and a refusal writes nothing at all."""
     from ..core.errors import BadRequest
     from ..lockfile import Lockfile
 
     if not Path(file).exists():
         raise BadRequest(f"no lockfile at {file}; create it with `hub lock REF…`")
     entries = Lockfile.load(file).entries()
+    folder = embeddings_folder(to_webui, to_comfy)
     with open_hub() as hub:
-        for ref, entry in entries.items():
-            path = hub.to_webui(entry.ref, to_webui) if to_webui else hub.pull(entry.ref)
-            print(f"{ref} {entry.digest} {path}")
+        if folder is None:
+            for ref, entry in entries.items():
+                print(f"{ref} {entry.digest} {hub.pull(entry.ref)}")
+            return
+        placed = hub.to_folder([entry.ref for entry in entries.values()], folder, force=force)
+    for (ref, entry), done in zip(entries.items(), placed, strict=True):
+        print(f"{ref} {entry.digest} {done.path} {done.status}")

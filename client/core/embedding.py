@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -106,3 +107,21 @@ class Embedding:
 
     def with_token(self, token: str | None) -> Embedding:
         return Embedding(self.vectors, self.family, token, self.source_format, dict(self.info))
+
+
+MAX_SOURCE_STEPS = 10_000_000  # the registry's bound on training.steps
+
+
+def training_from_source(embedding: Embedding) -> dict[str, Any] | None:
+    """What an A1111 file says about its training, in the registry's ``training`` keys:
+    ``trainer``, ``steps`` and ``name``, A1111's internal name. The trigger is the file name
+    (A1111 and ComfyUI key files by it, issue 9.3), so the internal name is kept here, where
+    ``hub info`` shows it beside the trigger. None for files that say nothing."""
+    name = embedding.info.get("name")
+    if embedding.source_format != "a1111-pt" or not name:
+        return None
+    training: dict[str, Any] = {"trainer": "a1111", "name": name[:200]}
+    step = embedding.info.get("step", "")
+    if step.isdigit() and int(step) <= MAX_SOURCE_STEPS:
+        training["steps"] = int(step)
+    return training
