@@ -8,12 +8,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from prometheus_client import CollectorRegistry
 
-from registry import ops
+from registry import limits, ops
 from registry.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from registry.context import Registry, provide_principal, provide_registry
 from registry.db import make_engine
 from registry.embeddings.routes import ROUTES as EMBEDDING_ROUTES
 from registry.problems import EXCEPTION_HANDLERS
+from registry.rate_limits import rate_limit_middleware
 from registry.settings import Settings
 from registry.storage import blob_store_from_settings
 from registry.training.routes import ROUTES as TRAINING_ROUTES
@@ -49,14 +50,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_bytes,
-        middleware=[ops.request_middleware],
+        # Outermost first: request id and log; caller and body metering; rate limits; then the
+        # token and size checks that refuse a body before it is read (registry/limits.py).
+        middleware=[
+            ops.request_middleware,
+            limits.request_guard,
+            *rate_limit_middleware(registry.settings),
+            limits.body_gate,
+        ],
         openapi_config=OpenAPIConfig(
             title="Lexicon Hub registry",
             version="1",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin(path="/")],
         ),
-        request_max_body_size=registry.settings.max_upload_bytes + 1024 * 1024,
+        # A backstop; each route's own cap is enforced earlier, by registry/limits.py.
+        request_max_body_size=limits.largest_body(registry.settings),
         on_shutdown=[lambda: registry.engine.dispose()],
     )
     app.state.registry = registry

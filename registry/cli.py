@@ -133,24 +133,24 @@ def gc(
     data_dir: DataDir = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list orphans.")] = False,
 ) -> None:
-    """Delete blobs no version points at (left by failed publishes or deleted embeddings)."""
-    from sqlmodel import select
-
+    """Delete blobs no row points at (left by failed publishes or deleted embeddings) once they
+    are older than LEXICON_GC_MIN_AGE_SECONDS, so it is safe to run while the registry serves."""
     from registry.app import build_registry
-    from registry.db import session_scope
-    from registry.embeddings.models import EmbeddingVersion
-    from registry.training.services import referenced_digests
+    from registry.gc import collect_garbage
 
     registry = build_registry(_settings(data_dir))
-    with session_scope(registry.engine) as session:
-        referenced = set(session.exec(select(EmbeddingVersion.digest)).all())
-        referenced |= referenced_digests(session)  # training images, checkpoints, previews
-    orphans = [d for d in registry.store.iter_digests() if d not in referenced]
-    for digest in orphans:
-        if not dry_run:
-            registry.store.delete(digest)
+    report = collect_garbage(registry, dry_run=dry_run)
+    for digest in report.orphans:
         typer.echo(f"{'would delete' if dry_run else 'deleted'} {digest}")
-    typer.echo(f"{len(orphans)} orphan blob(s)")
+    if report.malformed:
+        shown = ", ".join(report.malformed[:10]) + (", ..." if len(report.malformed) > 10 else "")
+        typer.echo(f"skipped malformed stored JSON in {len(report.malformed)} row(s): {shown}")
+    if report.young:
+        typer.echo(
+            f"kept {report.young} unreferenced blob(s) younger than "
+            f"{registry.settings.gc_min_age_seconds}s (LEXICON_GC_MIN_AGE_SECONDS)"
+        )
+    typer.echo(f"{len(report.orphans)} orphan blob(s)")
 
 
 def main() -> None:

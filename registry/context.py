@@ -1,18 +1,25 @@
-"""What every request handler needs, built once per app by ``create_app`` (no module globals)."""
+"""What every request handler needs, built once per app by ``create_app`` (no module globals),
+and who is calling: the principal behind the bearer token, resolved once per request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from anyio.to_thread import run_sync
 from litestar import Request
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from registry.accounts.access import Principal
 from registry.accounts.services import principal_for_token
+from registry.accounts.tokens import hash_token
 from registry.db import session_scope
 from registry.settings import Settings
 from registry.storage.base import BlobStore
+
+# scope["state"] key under which the resolved caller is kept for the rest of the request.
+CALLER_STATE_KEY = "lexicon_caller"
 
 
 @dataclass
@@ -23,6 +30,48 @@ class Registry:
     metrics: CollectorRegistry
 
 
+@dataclass(frozen=True)
+class Caller:
+    """The principal (None when anonymous) and, when a token was presented, its hash: the
+    identity per-token rate limits count by, never the secret itself."""
+
+    principal: Principal | None
+    token_hash: str | None
+
+    @property
+    def failed_auth(self) -> bool:
+        """A token was presented but is unknown, revoked or expired."""
+        return self.token_hash is not None and self.principal is None
+
+
+def bearer_secret(headers: Any) -> str | None:
+    """The secret of ``Authorization: Bearer <secret>``; None when absent or another scheme."""
+    header = headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
+
+
+def _resolve(registry: Registry, secret: str | None) -> Caller:
+    if secret is None:
+        return Caller(None, None)
+    with session_scope(registry.engine) as session:
+        return Caller(principal_for_token(session, secret), hash_token(secret))
+
+
+async def caller_for(request: Request) -> Caller:
+    """Resolve the caller once per request (the database lookup runs in a worker thread); the
+    request limits need it before the body is read, the route's ``principal`` after."""
+    state = request.scope.setdefault("state", {})
+    caller = state.get(CALLER_STATE_KEY)
+    if caller is None:
+        registry: Registry = request.app.state.registry
+        caller = await run_sync(_resolve, registry, bearer_secret(request.headers))
+        state[CALLER_STATE_KEY] = caller
+    return caller
+
+
 def provide_registry(request: Request) -> Registry:
     return request.app.state.registry
 
@@ -30,10 +79,7 @@ def provide_registry(request: Request) -> Registry:
 def provide_principal(request: Request) -> Principal | None:
     """The caller from ``Authorization: Bearer <token>``; None when anonymous. An invalid,
     revoked or expired token is anonymous too, so the route's own rule answers (401/404)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        return None
-    registry: Registry = request.app.state.registry
-    with session_scope(registry.engine) as session:
-        return principal_for_token(session, secret.strip())
+    caller = request.scope.get("state", {}).get(CALLER_STATE_KEY)
+    if caller is None:
+        caller = _resolve(request.app.state.registry, bearer_secret(request.headers))
+    return caller.principal

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     training_max_checkpoint_bytes: int = Field(
         16 * 1024 * 1024, description="Largest training checkpoint a worker may upload."
     )
+    gc_min_age_seconds: int = Field(
+        3600,
+        ge=0,
+        description="`lexicon-registry gc` deletes an unreferenced blob only once it is this old, "
+        "so a publish in flight (blob stored, row not yet committed) keeps its file. "
+        "0 turns the grace off: only while nothing publishes.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

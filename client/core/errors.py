@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
+    REQUEST_TIMEOUT = "request_timeout"
     INTERNAL = "internal_error"
     UNAVAILABLE = "unavailable"
 
@@ -126,6 +127,11 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         403, "Not allowed", "Use a token with the needed scope and role in this namespace."
     ),
     ErrorCode.RATE_LIMITED: ErrorSpec(429, "Too many requests", "Wait and retry."),
+    ErrorCode.REQUEST_TIMEOUT: ErrorSpec(
+        408,
+        "Request sent too slowly",
+        "Retry on a steadier connection; the server cuts requests whose headers or body stall.",
+    ),
     ErrorCode.INTERNAL: ErrorSpec(500, "Internal error", "Retry; report it if it persists."),
     ErrorCode.UNAVAILABLE: ErrorSpec(503, "Service unavailable", "Retry shortly."),
 }
@@ -228,6 +234,10 @@ class Forbidden(LexiconError):
 
 class RateLimited(LexiconError):
     code = ErrorCode.RATE_LIMITED
+
+
+class RequestTimeout(LexiconError):
+    code = ErrorCode.REQUEST_TIMEOUT
 
 
 class Unavailable(LexiconError):

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 from client.core.errors import DigestMismatch
 
@@ -26,12 +28,23 @@ def verify_digest(digest: str, data: bytes) -> None:
         )
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """A listed blob and when it was last written (or re-``put``); gc's grace period reads
+    ``modified``, so a backend rounds it *up* when its clock is coarse."""
+
+    digest: str
+    modified: datetime  # timezone-aware UTC
+
+
 class BlobStore(ABC):
     """Content-addressed, immutable blobs keyed by ``sha256:<hex>`` (see ``keys.blob_key``)."""
 
     @abstractmethod
     def put(self, digest: str, data: bytes) -> None:
-        """Store ``data`` under ``digest`` after verifying it; an existing blob is a no-op.
+        """Store ``data`` under ``digest`` after verifying it. An existing blob keeps its bytes
+        but becomes young again (its ``modified`` time is now): a publish whose bytes are an
+        old orphan must not lose them to a gc running before its row commits.
 
         Raises DigestMismatch (leaving nothing behind) when the bytes do not match."""
 
@@ -52,11 +65,21 @@ class BlobStore(ABC):
 
     @abstractmethod
     def delete(self, digest: str) -> None:
-        """Remove the blob (garbage collection); deleting a missing blob is a no-op."""
+        """Remove the blob; deleting a missing blob is a no-op."""
 
     @abstractmethod
+    def delete_if_older(self, digest: str, cutoff: datetime) -> bool:
+        """Garbage collection's delete: remove the blob only if it was last written before
+        ``cutoff``, judged at the moment of deleting (a ``put`` since the listing keeps it).
+        True when it was removed."""
+
+    @abstractmethod
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Every stored blob with its last-modified time, for garbage collection."""
+
     def iter_digests(self) -> Iterator[str]:
-        """Every stored blob's digest, for garbage collection of orphans."""
+        """Every stored blob's digest."""
+        return (blob.digest for blob in self.iter_blobs())
 
     @abstractmethod
     def presigned_url(self, digest: str, *, filename: str | None, expires_s: int) -> str | None:

@@ -1,12 +1,21 @@
 """Blobs in S3-compatible storage (AWS, MinIO, moto, Swift's s3api) through boto3.
 
 botocore's exceptions stop here: 404s become NotFound, everything else that means "the store
-cannot serve us" becomes Unavailable naming the cause."""
+cannot serve us" becomes Unavailable naming the cause.
+
+A blob's age (for gc's grace period) is its ``LastModified``. ``put`` always PUTs, also when the
+key exists: a PUT is atomic and the bytes are the same (content-addressed), and the new
+``LastModified`` keeps a re-published old orphan from gc. S3 has no conditional delete on age,
+so ``delete_if_older`` reads the age with a HEAD just before the DELETE: a put landing in that
+one round trip, while its row also commits after gc read the references, is the window left
+(the local store has none). S3 reports whole seconds and its own clock: ages are rounded up,
+and a grace period of minutes (the default is an hour) dwarfs any sane clock skew."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -16,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from client.core.errors import NotFound, Unavailable
 
-from .base import CHUNK, BlobStore, verify_digest
+from .base import CHUNK, BlobStore, StoredBlob, verify_digest
 from .keys import KEY_PREFIX, blob_key, digest_from_key
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -110,9 +119,7 @@ class S3BlobStore(BlobStore):
         key = blob_key(digest)
         verify_digest(digest, data)  # a PUT is atomic, so a mismatch never reaches the bucket
         self._ensure_bucket()
-        if self.exists(digest):
-            return
-        try:
+        try:  # also when it exists: same bytes, a fresh LastModified for gc (module docstring)
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         except (ClientError, BotoCoreError) as exc:
             _raise(exc, f"writing blob {digest}")
@@ -166,14 +173,26 @@ class S3BlobStore(BlobStore):
             with contextlib.suppress(NotFound):
                 _raise(exc, f"deleting blob {digest}")
 
-    def iter_digests(self) -> Iterator[str]:
+    def delete_if_older(self, digest: str, cutoff: datetime) -> bool:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=blob_key(digest))
+        except (ClientError, BotoCoreError) as exc:
+            with contextlib.suppress(NotFound):
+                _raise(exc, f"blob {digest}")
+            return False
+        if _rounded_up(head["LastModified"]) >= cutoff:
+            return False
+        self.delete(digest)
+        return True
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
         pages = self.client.get_paginator("list_objects_v2")
         try:
             for page in pages.paginate(Bucket=self.bucket, Prefix=KEY_PREFIX):
                 for obj in page.get("Contents", []):
                     digest = digest_from_key(obj["Key"])
                     if digest is not None:
-                        yield digest
+                        yield StoredBlob(digest, _rounded_up(obj["LastModified"]))
         except (ClientError, BotoCoreError) as exc:
             _raise(exc, f"listing bucket {self.bucket}")
 
@@ -201,3 +220,9 @@ class S3BlobStore(BlobStore):
                 raise Unavailable(
                     f"{missing} Create it or set LEXICON_S3_CREATE_BUCKET=1."
                 ) from None
+
+
+def _rounded_up(modified: datetime) -> datetime:
+    """S3 drops the fraction of a second: count the blob as written at the end of that second,
+    so it never looks older than it is."""
+    return modified + timedelta(seconds=1) if modified.microsecond == 0 else modified

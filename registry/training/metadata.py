@@ -14,7 +14,8 @@ so readers (:func:`recorded_previews`) skip what does not parse instead of faili
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
@@ -28,8 +29,10 @@ from .models import TrainingJob
 log = logging.getLogger("registry.training")
 
 MAX_STEPS = 10_000_000
-MAX_LOSSES = 1_000  # the worker sends its last 500 losses
+MAX_LOSSES = 1_000  # the worker sends at most 512 points (client/core/loss_curve.py)
 Text = Field(default=None, max_length=200)
+# A loss curve point: a bare loss, or ``[step, loss]`` (client/core/loss_curve.py).
+LossPoint = float | Annotated[list[int | float], Field(min_length=2, max_length=2)]
 
 # Written by ``complete`` from the job row; a user (or worker) sending them is refused/dropped.
 SERVER_KEYS = frozenset(
@@ -53,8 +56,10 @@ class TrainingInfo(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     loss: float | None = None
     final_loss: float | None = None
-    losses: list[float] | None = Field(default=None, max_length=MAX_LOSSES)
-    eval_losses: list[float] | None = Field(default=None, max_length=MAX_LOSSES)
+    losses: list[LossPoint] | None = Field(default=None, max_length=MAX_LOSSES)
+    eval_losses: list[LossPoint] | None = Field(default=None, max_length=MAX_LOSSES)
+    early_stop: bool | None = None
+    early_stop_window: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     wall_s: float | None = Field(default=None, ge=0, le=1e9)
     stopped_early: bool | None = None
     resumed_from_step: int | None = Field(default=None, ge=0, le=MAX_STEPS)
@@ -62,6 +67,8 @@ class TrainingInfo(BaseModel):
     optimizer: str | None = Text
     scheduler: str | None = Text
     trainer: str | None = Text
+    # The name the trainer gave it (A1111's internal `name`); the trigger is the file name.
+    name: str | None = Text
     device: str | None = Text
     description: str | None = Field(default=None, max_length=4_000)
 
@@ -70,9 +77,13 @@ class WorkerTrainingInfo(TrainingInfo):
     """What a training worker reports on ``complete``, beyond what a user may describe."""
 
     worker: str | None = Text
-    worker_base_models: list[str] | None = Field(default=None, max_length=50)
+    worker_base_models: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, max_length=50
+    )
     # The digests of the images it trained on, as a record; no route serves bytes from these.
-    image_digests: list[str] | None = Field(default=None, max_length=1_000)
+    image_digests: list[Annotated[str, Field(pattern=DIGEST_RE.pattern)]] | None = Field(
+        default=None, max_length=1_000
+    )
 
 
 def _describe(exc: ValidationError) -> str:
@@ -106,13 +117,25 @@ def validate_user_training(value: Any) -> dict[str, Any] | None:
     return info.model_dump(exclude_unset=True)
 
 
+def _plain_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return len(value) <= 200
+    return value is None or isinstance(value, bool | int) and abs(value) < 2**63
+
+
 def worker_training(value: dict[str, Any]) -> dict[str, Any]:
-    """The worker's report, key by key: a key that is unknown, reserved or badly typed is
+    """The worker's report, key by key: a known key must have its type, an unknown one (a newer
+    worker's) is kept only as a short scalar, and a reserved one never; what does not fit is
     dropped and logged rather than failing a job that has already trained for hours."""
     kept: dict[str, Any] = {}
     for key, item in value.items():
-        if key in SERVER_KEYS or key not in WorkerTrainingInfo.model_fields:
-            log.warning("complete: dropped training key %r the registry does not know", key)
+        if key not in WorkerTrainingInfo.model_fields:
+            if key not in SERVER_KEYS and len(key) <= 64 and _plain_scalar(item):
+                kept[key] = item
+            else:
+                log.warning("complete: dropped training key %r the registry does not know", key)
             continue
         try:
             checked = WorkerTrainingInfo.model_validate({key: item})

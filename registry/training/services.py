@@ -8,6 +8,7 @@ may itself be a secret. Submitting needs write access to the target namespace, c
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,9 +25,13 @@ from registry.accounts.models import Namespace, Scope
 from registry.db import session_scope
 from registry.settings import Settings
 from registry.storage.base import BlobStore
+from registry.storage.keys import DIGEST_RE
 
 from .images import check_images
+from .metadata import is_malformed, recorded_previews
 from .models import JobStatus, TrainingJob
+
+log = logging.getLogger("registry.gc")
 
 
 def now() -> datetime:
@@ -168,20 +173,42 @@ def principal_for_user(session: Session, user_id: int) -> Principal | None:
     return accounts.principal_for_user(session, user_id, [Scope.READ.value, Scope.WRITE.value])
 
 
-def referenced_digests(session: Session) -> set[str]:
+@dataclass
+class TrainingBlobs:
+    """What :func:`referenced_digests` found, and the rows whose stored JSON it had to skip."""
+
+    digests: set[str]
+    malformed: list[str]
+
+
+def referenced_digests(session: Session) -> TrainingBlobs:
     """Blobs the training side holds (job images, checkpoints, previews on versions), so that
-    ``lexicon-registry gc`` does not collect them as orphans."""
+    ``lexicon-registry gc`` does not collect them as orphans. Stored JSON is not trusted: a
+    row that does not parse is skipped, logged and named (one user's junk must not stop gc)."""
     from registry.embeddings.models import EmbeddingVersion
 
     found: set[str] = set()
-    for images, checkpoint in session.exec(
-        select(TrainingJob.images, TrainingJob.checkpoint_digest)
-    ).all():
-        found.update(i["digest"] for i in images or [])
-        if checkpoint:
+    malformed: list[str] = []
+    jobs = select(TrainingJob.id, TrainingJob.images, TrainingJob.checkpoint_digest)
+    for job_id, images, checkpoint in session.exec(jobs).all():
+        digests = (
+            [i.get("digest") for i in images if isinstance(i, dict)]
+            if isinstance(images, list)
+            else []
+        )
+        good = [d for d in digests if isinstance(d, str) and DIGEST_RE.fullmatch(d)]
+        if not isinstance(images, list) or len(good) != len(images):
+            malformed.append(f"training job {job_id} (images)")
+        found.update(good)
+        if isinstance(checkpoint, str) and DIGEST_RE.fullmatch(checkpoint):
             found.add(checkpoint)
-    for training in session.exec(
-        select(EmbeddingVersion.training).where(EmbeddingVersion.training.is_not(None))
-    ).all():
-        found.update(p["digest"] for p in (training or {}).get("previews", []) if p.get("digest"))
-    return found
+    versions = select(EmbeddingVersion.id, EmbeddingVersion.training).where(
+        EmbeddingVersion.training.is_not(None)
+    )
+    for version_id, training in session.exec(versions).all():
+        if is_malformed(training):
+            malformed.append(f"version {version_id} (training)")
+        found.update(p["digest"] for p in recorded_previews(training))
+    for row in malformed:
+        log.warning("gc: skipped malformed stored JSON of %s", row)
+    return TrainingBlobs(found, malformed)

@@ -87,7 +87,8 @@ def test_gc_removes_orphans_and_keeps_referenced_blobs(hub: Hub) -> None:
     hub.store.put(orphan.digest, serialize_safetensors(orphan.vectors))
     assert hub.store.exists(orphan.digest)
 
-    runner = CliRunner(env=_settings_env(hub.settings))
+    # No grace period: nothing publishes here (tests/registry/test_gc.py covers the grace).
+    runner = CliRunner(env={**_settings_env(hub.settings), "LEXICON_GC_MIN_AGE_SECONDS": "0"})
     dry = runner.invoke(cli, ["gc", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert f"would delete {orphan.digest}" in dry.output and "2 orphan" in dry.output
