@@ -23,7 +23,12 @@ import numpy as np
 from .embedding import Embedding, dtype_name
 from .errors import InvalidEmbedding, NotCanonical, TooLarge
 from .families import get_family
-from .safetensors_reader import MAX_HEADER_BYTES, looks_like_safetensors, parse_safetensors
+from .safetensors_reader import (
+    MAX_HEADER_BYTES,
+    looks_like_safetensors,
+    parse_safetensors,
+    text_problem,
+)
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -43,7 +48,9 @@ DEFAULT_MAX_BYTES = 2 * 1024 * 1024  # SDXL x 75 vectors in F32 is 600 KB
 def serialize_safetensors(
     tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
 ) -> bytes:
-    """Deterministic safetensors bytes (little-endian data, sorted keys)."""
+    """Deterministic safetensors bytes (little-endian data, sorted keys). Names and metadata
+    the strict reader would refuse (NUL, lone surrogates) are refused here, before writing."""
+    _check_header_text(tensors, metadata or {})
     header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
@@ -62,6 +69,19 @@ def serialize_safetensors(
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
     return struct.pack("<Q", len(head)) + head + b"".join(chunks)
+
+
+def _check_header_text(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    texts = [(f"tensor name {n!r}", n) for n in tensors]
+    texts += [(f"metadata {k!r}", str(k)) for k in metadata]
+    texts += [(f"metadata {k!r} = {str(v)!r}", str(v)) for k, v in metadata.items()]
+    for what, text in texts:
+        problem = text_problem(text)
+        if problem:
+            raise InvalidEmbedding(
+                f"{what} holds {problem}, which a safetensors file cannot carry; re-save the "
+                "source with a plain-text token"
+            )
 
 
 def embedding_digest(embedding: Embedding) -> str:

@@ -188,17 +188,23 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _check_text(text: str) -> None:
-    """Names and metadata must survive every loader: no NUL (C strings end there) and no lone
-    surrogates (valid JSON escapes, but not encodable text; serde_json refuses them)."""
+    problem = text_problem(text)
+    if problem:
+        raise MalformedSafetensors(f"safetensors header holds {problem} in {text!r}")
+
+
+def text_problem(text: str) -> str | None:
+    """What keeps ``text`` out of a header, or None. Names and metadata must survive every
+    loader: no NUL (C strings end there) and no lone surrogates (valid JSON escapes, but not
+    encodable text; serde_json refuses them). Writers check the same rule."""
     if "\x00" in text:
-        raise MalformedSafetensors(f"safetensors header holds a NUL character in {text!r}")
+        return "a NUL character"
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise MalformedSafetensors(
-                f"safetensors header holds a lone UTF-16 surrogate in {text!r}"
-            ) from None
+            return "a lone UTF-16 surrogate"
+    return None
 
 
 def _bounded_int(digits: str) -> int:

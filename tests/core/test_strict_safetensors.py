@@ -132,3 +132,19 @@ def test_everything_we_write_loads_identically_in_safetensors(family: str, dtype
                     assert loaded[name].shape == array.shape
                     np.testing.assert_array_equal(loaded[name], array.astype(loaded[name].dtype))
         assert parse_canonical(canonical_bytes(embedding)).digest == embedding.digest
+
+
+@pytest.mark.parametrize("token", ["nul\x00token", "lone-\ud800-surrogate"])
+def test_writers_refuse_text_the_strict_reader_would_refuse(token: str, tmp_path: Path) -> None:
+    """A pickle can carry any str as its token; converting it must not write a file that our
+    own reader (and the registry) then call malformed."""
+    from client.core.errors import InvalidEmbedding, MalformedSafetensors
+    from client.core.writers import write_embedding
+
+    embedding = Embedding.from_tensors(vectors(), token=token, source_format="diffusers-bin")
+    for fmt in ("canonical", "diffusers"):
+        with pytest.raises(InvalidEmbedding) as caught:
+            write_embedding(embedding, tmp_path / f"{fmt}.safetensors", fmt)
+        assert not isinstance(caught.value, MalformedSafetensors)
+        assert "token" in str(caught.value) or "name" in str(caught.value)
+    assert not list(tmp_path.iterdir())
