@@ -56,6 +56,8 @@ def serve(
     directory under --data-dir (default ./lexicon-data)."""
     import uvicorn
 
+    from registry.serving import uvicorn_options
+
     settings = _settings(data_dir)
     _migrate(settings)
     # Worker processes rebuild the settings from the environment.
@@ -68,6 +70,7 @@ def serve(
         port=port,
         workers=workers,
         access_log=False,
+        **uvicorn_options(settings),
     )
 
 

@@ -62,6 +62,42 @@ class Settings(BaseSettings):
         "0 turns the grace off: only while nothing publishes.",
     )
 
+    # Request limits (registry/limits.py, registry/serving.py): bodies are checked against the
+    # route's cap and the caller authenticated before any body byte is read; slow clients are cut.
+    max_json_body_bytes: int = Field(
+        64 * 1024, description="Largest body of a JSON route (uploads have their own caps)."
+    )
+    request_header_timeout_seconds: float = Field(
+        10.0, description="A request's line and headers must arrive within this; else closed."
+    )
+    request_body_grace_seconds: float = Field(
+        20.0, description="Time any body may take before the minimum rate applies."
+    )
+    request_body_min_rate: int = Field(
+        4096, description="Bytes/s a body must average past the grace time; slower gets 408."
+    )
+    keep_alive_timeout_seconds: int = Field(
+        5, description="An idle keep-alive connection is closed after this."
+    )
+    max_connections: int = Field(
+        1000, description="Open connections per worker; past it new requests get 503."
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, description="Largest request head (h11 parser; httptools has its own cap)."
+    )
+    # Rate limits, per worker process; 0 turns one off. Sign-in (token creation, sign-up) and
+    # failed authentication count per client address; authenticated traffic per token.
+    rate_limit_signin_per_minute: int = Field(
+        20, description="Token creations and sign-ups per client address per minute."
+    )
+    rate_limit_failed_auth_per_minute: int = Field(
+        30, description="Requests with an unknown, revoked or expired token per address/minute."
+    )
+    rate_limit_token_per_second: int = Field(200, description="Requests per API token per second.")
+    rate_limit_anonymous_per_second: int = Field(
+        200, description="Requests without a token per client address per second."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
