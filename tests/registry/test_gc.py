@@ -25,9 +25,10 @@ from tests.registry.helpers import Hub, auth, embedding_bytes, random_vectors
 from tests.registry.test_registry_cli import _settings_env
 from tests.training.conftest import job_params, png
 
-# Small enough for a test, large enough that a publish's put -> commit fits inside it on a
-# loaded 2-core machine. S3 reports whole seconds, so "old" means GRACE + 1 s later.
-GRACE = 3
+# Small enough for a test, large enough that a publish's put -> commit (up to ~2 s here under
+# load, waiting on SQLite's write lock) fits inside it; the shipped default is an hour. S3
+# reports whole seconds, so "old" means GRACE + 1 s later.
+GRACE = 10
 OLD_AFTER = GRACE + 1.5
 
 
