@@ -102,6 +102,17 @@ def too_deep_handler(request: Request, exc: RecursionError) -> Response:
     )
 
 
+def not_utf8_handler(request: Request, exc: UnicodeDecodeError) -> Response:
+    """Litestar decodes every multipart part without a filename as UTF-8 text before a handler
+    runs; binary bytes there are the caller's mistake (400), not ours (500)."""
+    return problem(
+        ErrorCode.BAD_REQUEST,
+        "a multipart text field (such as 'metadata') is not UTF-8 text; send binary data "
+        "('file', 'original', 'images') as file parts with a filename",
+        request,
+    )
+
+
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(ErrorCode.INTERNAL, "internal error; the request id is in the logs", request)
@@ -111,5 +122,6 @@ EXCEPTION_HANDLERS = {
     LexiconError: lexicon_error_handler,
     HTTPException: http_error_handler,
     RecursionError: too_deep_handler,
+    UnicodeDecodeError: not_utf8_handler,
     Exception: internal_error_handler,
 }

@@ -114,6 +114,22 @@ PROBES: list[Probe] = [
     # the file part
     Probe("file as text", "POST", PUBLISH, (400,), "file", files=[("file", (None, "hello"))]),
     Probe(
+        "binary file as text",
+        "POST",
+        PUBLISH,
+        (400,),
+        "file",
+        files=[("file", (None, b"\xff\xfe\x00" + embedding_bytes(seed=1)))],
+    ),
+    Probe(
+        "metadata not UTF-8",
+        "POST",
+        PUBLISH,
+        (400,),
+        "metadata",
+        files=[("metadata", (None, b'{"description": "\xff"}'))],
+    ),
+    Probe(
         "file twice",
         "POST",
         PUBLISH,
