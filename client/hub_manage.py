@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .api_types import EmbeddingInfo, SearchPage, VersionInfo, WhoAmI
+from .core.names import validate_slug
 from .refs import Ref, parse_ref
 from .transport import Transport, UnexpectedResponse
 
@@ -67,11 +68,13 @@ class ManageMixin:
 
     def tag(self, ref: str | Ref, tag: str) -> dict[str, int]:
         """Point ``tag`` at the version ``ref`` names; returns every tag -> number."""
+        validate_slug(tag, "tag")  # it goes into the URL path
         ref = parse_ref(ref)
         number = self._number(ref)
         return dict(self._json("PUT", f"{repo_path(ref)}/tags/{tag}", json={"version": number}))
 
     def untag(self, repo: str | Ref, tag: str) -> None:
+        validate_slug(tag, "tag")
         self.transport.request("DELETE", f"{repo_path(parse_ref(repo))}/tags/{tag}")
 
     def yank(self, ref: str | Ref, *, undo: bool = False) -> VersionInfo:

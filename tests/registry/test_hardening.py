@@ -161,3 +161,16 @@ def test_a_publish_retried_after_a_lost_answer_returns_the_same_version(
     again = hub.publish("alice", "cat", token, path.read_bytes())
     assert again.status_code == 200 and again.json()["number"] == 1
     assert again.json()["created"] is False
+
+
+@pytest.mark.parametrize("tag", ["x\n", "a/b", "../x", "x?y"])
+def test_the_client_refuses_a_tag_name_before_building_a_url(tag: str, tmp_path: Any) -> None:
+    """A tag goes into the URL path: an unchecked one fails in httpx (newline) or names
+    another route (``a/b``, ``../x``); the client refuses it as the server would."""
+    from client.hub import Hub as HubClient
+
+    client = HubClient("http://127.0.0.1:9", "lxh_unused", tmp_path / "cache")
+    with pytest.raises(BadName):
+        client.tag("alice/cat@1", tag)
+    with pytest.raises(BadName):
+        client.untag("alice/cat", tag)
