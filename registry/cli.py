@@ -148,6 +148,8 @@ def gc(
     if report.malformed:
         shown = ", ".join(report.malformed[:10]) + (", ..." if len(report.malformed) > 10 else "")
         typer.echo(f"skipped malformed stored JSON in {len(report.malformed)} row(s): {shown}")
+    if report.temp_files:
+        typer.echo(f"removed {report.temp_files} stale temp file(s) of crashed writes")
     if report.young:
         typer.echo(
             f"kept {report.young} unreferenced blob(s) younger than "

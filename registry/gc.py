@@ -26,12 +26,15 @@ from registry.db import session_scope
 from registry.embeddings.models import EmbeddingVersion
 from registry.training.services import referenced_digests
 
+TEMP_FILE_AGE = timedelta(hours=1)
+
 
 @dataclass
 class GcReport:
     orphans: list[str] = field(default_factory=list)  # deleted (or, dry run, would be)
     young: int = 0  # unreferenced but inside the grace period (or re-put meanwhile): kept
     malformed: list[str] = field(default_factory=list)  # rows whose stored JSON was skipped
+    temp_files: int = 0  # partial writes of crashed puts, removed
 
 
 def referenced(session: Session) -> tuple[set[str], list[str]]:
@@ -63,4 +66,7 @@ def collect_garbage(
             report.orphans.append(blob.digest)
         else:
             report.young += 1
+    if not dry_run:
+        # A temp file may be a put in progress: an hour at least, whatever the setting.
+        report.temp_files = registry.store.sweep_temp_files(min(cutoff, now - TEMP_FILE_AGE))
     return report

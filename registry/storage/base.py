@@ -77,6 +77,11 @@ class BlobStore(ABC):
     def iter_blobs(self) -> Iterator[StoredBlob]:
         """Every stored blob with its last-modified time, for garbage collection."""
 
+    def sweep_temp_files(self, cutoff: datetime) -> int:
+        """Remove partial writes left by a crash, if last written before ``cutoff``; how many.
+        Nothing to do for S3, whose PUTs are atomic."""
+        return 0
+
     def iter_digests(self) -> Iterator[str]:
         """Every stored blob's digest."""
         return (blob.digest for blob in self.iter_blobs())

@@ -93,6 +93,15 @@ class LocalBlobStore(BlobStore):
         os.replace(aside, path)
         return False
 
+    def sweep_temp_files(self, cutoff: datetime) -> int:
+        removed = 0
+        for path in (self.root / KEY_PREFIX).glob(f"*/{TMP_PREFIX}*"):
+            with contextlib.suppress(FileNotFoundError):
+                if _modified(path.stat()) < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
+
     def iter_blobs(self) -> Iterator[StoredBlob]:
         base = self.root / KEY_PREFIX
         if not base.is_dir():

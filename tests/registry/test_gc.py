@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -189,3 +190,18 @@ def test_gc_skips_and_reports_malformed_stored_json(hub: Hub) -> None:
         assert _download(hub, "alice", name, 1)
     r = hub.get(f"/api/v1/embeddings/alice/a/versions/1/previews/{orphan}", token)
     assert r.status_code == 404
+
+
+def test_gc_removes_temp_files_a_crashed_write_left_in_the_local_store(make_hub) -> None:  # type: ignore[no-untyped-def]
+    hub = make_hub("sqlite-local")
+    fan = hub.settings.resolved_blob_dir / "blobs" / "sha256" / "ab"
+    fan.mkdir(parents=True)
+    stale, writing = fan / ".tmp-crashed", fan / ".tmp-being-written"
+    stale.write_bytes(b"half a blob")
+    writing.write_bytes(b"a put in flight")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    result = _run_gc(hub)
+    assert result.exit_code == 0, result.output
+    assert "removed 1 stale temp file(s)" in result.output
+    assert not stale.exists() and writing.exists()
