@@ -17,7 +17,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from client.core.errors import Conflict, NotFound
+from client.core.errors import Conflict, Forbidden, NotFound
 from client.core.training import FINISHED_STATUSES, JobRequest
 from registry.accounts import services as accounts
 from registry.accounts.access import Principal, require_scope, require_write
@@ -149,9 +149,19 @@ def list_jobs(
 
 
 def cancel_job(session: Session, principal: Principal | None, job_id: str) -> TrainingJob:
-    """Queued jobs stop at once; a running job's worker learns of it at its next heartbeat."""
+    """Queued jobs stop at once; a running job's worker learns of it at its next heartbeat.
+    Only the job's creator and those who may publish to its namespace (org owners and
+    maintainers, admins) may cancel: an org reader sees the job but may not stop it (issue 8)."""
     job = get_job(session, principal, job_id)
     principal = require_scope(principal, Scope.WRITE)
+    if principal.user_id != job.created_by:
+        try:
+            require_write(principal, job.namespace)
+        except Forbidden:
+            raise Forbidden(
+                f"{principal.username} may not cancel training job {job_id}: only its creator, "
+                f"owners and maintainers of {job.namespace!r} and admins may"
+            ) from None
     if job.status in FINISHED_STATUSES:
         if job.status == JobStatus.CANCELLED.value:
             return job
