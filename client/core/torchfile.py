@@ -9,6 +9,13 @@
 
 The pickle itself goes through :class:`client.core.unpickler.RestrictedUnpickler`. Zip members
 are capped in count and unpacked size (zip bombs), storages are checked against their sizes.
+
+A zip holds exactly what torch writes (issue 8, found by the attack suite): every member under
+one root folder with plain names (no ``..``, absolute path, backslash or drive letter, which an
+unzip tool would write outside its folder), only the storages the pickle uses plus torch's own
+small records, and at most :data:`MAX_UNPACKED_BYTES` declared for all members together. A member
+the pickle does not read would otherwise pass unchecked (spread bombs, smuggled payloads) and
+the declared total lets a bomb be refused before anything is inflated.
 """
 
 from __future__ import annotations
@@ -29,6 +36,26 @@ TORCH_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 TORCH_PROTOCOL_VERSION = 1001
 MAX_UNPACKED_BYTES = 32 * 1024 * 1024  # all zip members together
 MAX_ZIP_MEMBERS = 1000
+# What torch writes beside data.pkl and data/<key> (torch 1.6 to 2.x); nothing else is accepted.
+TORCH_RECORDS = frozenset(
+    {
+        "byteorder",
+        "version",
+        ".format_version",
+        ".storage_alignment",
+        ".data/version",
+        ".data/serialization_id",
+    }
+)
+_PLAIN_PART = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
+_STORAGE_KEY = re.compile(r"[A-Za-z0-9_]+", re.ASCII)
+
+
+def _unsafe_member(name: str) -> bool:
+    """A name an extracting tool could write outside its folder: absolute, a drive, a backslash,
+    a ``.``/``..`` or empty component, or anything but plain characters."""
+    parts = name.split("/")
+    return any(p in ("", ".", "..") or not _PLAIN_PART.fullmatch(p) for p in parts)
 
 
 def _raw_to_array(raw: bytes, dtype: np.dtype, byteorder: str) -> np.ndarray:
@@ -54,6 +81,18 @@ def load_torch_zip(data: bytes) -> Any:
     if len(members) > MAX_ZIP_MEMBERS:
         raise InvalidEmbedding(f"the zip archive holds {len(members)} files; too many")
     names = {m.filename: m for m in members}
+    for name in names:
+        if _unsafe_member(name):
+            raise InvalidEmbedding(
+                f"the zip archive holds a member named {name!r}, a path outside its folder or "
+                "with characters a torch file never uses; refused"
+            )
+    declared = sum(m.file_size for m in members)
+    if declared > MAX_UNPACKED_BYTES:
+        raise InvalidEmbedding(
+            f"the zip archive's members unpack to {declared:,} bytes together, more than "
+            f"{MAX_UNPACKED_BYTES:,} (a zip bomb or a model checkpoint?)"
+        )
     pickles = [n for n in names if re.fullmatch(r"[^/]+/data\.pkl", n)]
     if len(pickles) != 1:
         raise InvalidEmbedding(
@@ -89,7 +128,14 @@ def load_torch_zip(data: bytes) -> Any:
         if byteorder not in ("little", "big"):
             raise InvalidEmbedding(f"the torch file names an unknown byte order {byteorder!r}")
 
+    used: set[str] = set()
+
     def load_storage(storage: Storage) -> None:
+        if not isinstance(storage.key, str) or not _STORAGE_KEY.fullmatch(storage.key):
+            raise InvalidEmbedding(
+                f"the pickle names storage {storage.key!r}; torch keys are plain names"
+            )
+        used.add(f"{root}/data/{storage.key}")
         raw = read(f"{root}/data/{storage.key}")
         expected = storage.numel * storage.dtype.itemsize
         if len(raw) < expected:
@@ -100,6 +146,13 @@ def load_torch_zip(data: bytes) -> Any:
         storage.array = _raw_to_array(raw[:expected], storage.dtype, byteorder)
 
     obj, _, _ = unpickle(read(f"{root}/data.pkl"), load_storage)
+    expected = {f"{root}/data.pkl", *used, *(f"{root}/{r}" for r in TORCH_RECORDS)}
+    extra = sorted(set(names) - expected)
+    if extra:
+        raise InvalidEmbedding(
+            f"the zip archive holds {len(extra)} member(s) the torch pickle does not use, "
+            f"such as {extra[0]!r}; refused (hidden payload or a zip bomb)"
+        )
     return materialize(obj)
 
 
