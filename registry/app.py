@@ -16,6 +16,7 @@ from registry.embeddings.routes import ROUTES as EMBEDDING_ROUTES
 from registry.problems import EXCEPTION_HANDLERS
 from registry.rate_limits import rate_limit_middleware
 from registry.settings import Settings
+from registry.similarity.routes import ROUTES as SIMILARITY_ROUTES
 from registry.storage import blob_store_from_settings
 from registry.training.routes import ROUTES as TRAINING_ROUTES
 from registry.validation import refuse_nul_bytes
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *EMBEDDING_ROUTES,
             *ACCOUNT_ROUTES,
             *TRAINING_ROUTES,
+            *SIMILARITY_ROUTES,
             ops.healthz,
             ops.readyz,
             ops.metrics,

@@ -2,6 +2,7 @@
 
 from registry.accounts.models import ApiToken, Membership, Namespace, Org, User
 from registry.embeddings.models import Embedding, EmbeddingTag, EmbeddingVersion, Star, VersionTag
+from registry.similarity.models import VersionSummary
 from registry.training.models import TrainingJob, TrainingWorker
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "TrainingJob",
     "TrainingWorker",
     "User",
+    "VersionSummary",
     "VersionTag",
 ]

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         200, description="Requests without a token per client address per second."
     )
 
+    # Similar embeddings (registry/similarity): a publish reports visible embeddings at least
+    # this close (cosine of the summary vectors) as near-duplicates.
+    near_duplicate_cosine: float = Field(
+        0.99, ge=0.0, le=1.0, description="Cosine at which a publish reports a near-duplicate."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

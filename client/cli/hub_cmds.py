@@ -148,6 +148,8 @@ def push(
         return
     note = "" if info.uploaded else " (already on the registry, nothing uploaded)"
     print(f"{info.ref} {info.digest}{note}")
+    for dupe in info.raw.get("near_duplicates") or []:  # issue 10: re-uploads made visible
+        typer.echo(f"near-duplicate of {dupe['ref']} (cosine {dupe['score']:.3f})", err=True)
 
 
 WebuiOpt = Annotated[

@@ -27,6 +27,7 @@ from registry import validation
 from registry.accounts.access import Principal, can_read, require_write
 from registry.accounts.models import Namespace
 from registry.db import session_scope
+from registry.similarity.summaries import store_summaries
 from registry.storage.base import BlobStore
 from registry.training.metadata import validate_user_training
 
@@ -251,6 +252,7 @@ def publish_version(
                 session.add(embedding)
                 session.flush()
                 _index_hashes(session, embedding, version, blob, found)
+                store_summaries(session, version.id, vectors)  # similar embeddings
                 search.index_embedding(session, embedding)
                 session.refresh(embedding)
                 return PublishResult(embedding, version, created=True)

@@ -14,6 +14,7 @@ from registry import validation
 from registry.accounts.access import Principal
 from registry.context import Registry
 from registry.db import session_scope
+from registry.similarity.routes import near_duplicates_json
 
 from . import downloads, hashes, services
 from .publish import PublishMetadata, publish_version
@@ -104,6 +105,7 @@ class EmbeddingController(Controller):
             tags = services.version_tags(session, result.embedding)
         body = version_json(result.embedding, result.version, tags)
         body["created"] = result.created
+        body["near_duplicates"] = near_duplicates_json(registry, principal, result.version)
         return Response(body, status_code=201 if result.created else 200)
 
     @get("/", sync_to_thread=True, summary="An embedding with its tags and versions")

@@ -92,6 +92,7 @@ ROWS: list[Row] = [
     # -- reading an embedding -------------------------------------------------------------
     Row("GET", E, "info", READ, lambda c: c.base),
     Row("GET", f"{E}/versions", "versions", READ, lambda c: f"{c.base}/versions"),
+    Row("GET", f"{E}/similar", "similar", READ, lambda c: f"{c.base}/similar"),
     Row("GET", f"{E}/versions/{{ref}}", "version 1", READ, lambda c: f"{c.base}/versions/1"),
     Row("GET", f"{E}/versions/{{ref}}", "tag", READ, lambda c: f"{c.base}/versions/stable"),
     Row("GET", f"{E}/versions/{{ref}}", "latest", READ, lambda c: f"{c.base}/versions/latest"),

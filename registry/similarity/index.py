@@ -1,0 +1,157 @@
+"""Exact nearest-neighbour search over one compact float32 matrix per family.
+
+Why exact search and no index library: at 100,000 SD1 embeddings the matrix is 300 MB and one
+matrix-vector product takes milliseconds (``bench/similar_scale.py``, docs/PERFORMANCE.md), with
+no recall loss and no index to rebuild; pgvector is not available on our machines.
+
+The matrix lives in memory, one per database engine (so each app, and each test's app, has its
+own), and grows incrementally: each search first loads the summary rows it has not seen. Rows
+are keyed by version id; PostgreSQL may commit ids out of order, so the ids in a window below the
+highest one seen are re-listed (ids only) and any missing row is loaded then. Visibility, yanks
+and deletions are not cached here: the caller filters candidates through the database.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from .summaries import DTYPE, combined
+
+# Version ids below the newest seen that a slow concurrent publish may still commit.
+LATE_COMMIT_WINDOW = 1000
+
+
+@dataclass
+class FamilyMatrix:
+    """Unit rows (capacity doubles as it grows) and, per row, its version and embedding ids."""
+
+    dims: int
+    rows: np.ndarray = field(init=False)
+    version_ids: np.ndarray = field(init=False)
+    embedding_ids: np.ndarray = field(init=False)
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.rows = np.zeros((64, self.dims), np.float32)
+        self.version_ids = np.zeros(64, np.int64)
+        self.embedding_ids = np.zeros(64, np.int64)
+
+    def append(self, vector: np.ndarray, version_id: int, embedding_id: int) -> None:
+        if self.count == len(self.rows):
+            grow = len(self.rows)
+            self.rows = np.concatenate([self.rows, np.zeros((grow, self.dims), np.float32)])
+            self.version_ids = np.concatenate([self.version_ids, np.zeros(grow, np.int64)])
+            self.embedding_ids = np.concatenate([self.embedding_ids, np.zeros(grow, np.int64)])
+        self.rows[self.count] = vector
+        self.version_ids[self.count] = version_id
+        self.embedding_ids[self.count] = embedding_id
+        self.count += 1
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        return self.rows[: self.count] @ query
+
+
+@dataclass
+class Candidate:
+    version_id: int
+    embedding_id: int
+    score: float
+
+
+class SimilarityIndex:
+    def __init__(self) -> None:
+        self.families: dict[str, FamilyMatrix] = {}
+        self.seen: set[int] = set()
+        self.highest = 0
+        self.lock = threading.Lock()
+
+    def refresh(self, session: Session) -> None:
+        """Load the summary rows committed since the last call."""
+        with self.lock:
+            low = max(self.highest - LATE_COMMIT_WINDOW, 0)
+            ids = session.execute(
+                text("SELECT DISTINCT version_id FROM version_summary WHERE version_id > :low"),
+                {"low": low},
+            ).scalars()
+            missing = sorted(set(ids) - self.seen)
+            for start in range(0, len(missing), 5000):
+                self._load(session, missing[start : start + 5000])
+
+    def _load(self, session: Session, version_ids: list[int]) -> None:
+        rows = session.execute(
+            text(
+                "SELECT s.version_id, s.encoder, s.vector, v.family, v.embedding_id "
+                "FROM version_summary s JOIN embedding_version v ON v.id = s.version_id "
+                "WHERE s.version_id IN :ids"
+            ).bindparams(_expanding("ids")),
+            {"ids": version_ids},
+        ).all()
+        grouped: dict[int, tuple[str, int, dict[str, np.ndarray]]] = {}
+        for version_id, encoder, vector, family, embedding_id in rows:
+            entry = grouped.setdefault(version_id, (family, embedding_id, {}))
+            entry[2][encoder] = np.frombuffer(bytes(vector), DTYPE)
+        for version_id in sorted(grouped):
+            family, embedding_id, parts = grouped[version_id]
+            vector = combined(family, parts)
+            if vector is None:
+                continue
+            matrix = self.families.get(family)
+            if matrix is None:
+                matrix = self.families[family] = FamilyMatrix(len(vector))
+            matrix.append(vector, version_id, embedding_id)
+            self.seen.add(version_id)
+            self.highest = max(self.highest, version_id)
+
+    def nearest(
+        self, family: str, query: np.ndarray, count: int, skip_embedding: int | None = None
+    ) -> list[Candidate]:
+        """The ``count`` best rows by cosine, best first, at most one per embedding."""
+        matrix = self.families.get(family)
+        if matrix is None or matrix.count == 0:
+            return []
+        with self.lock:
+            scores = matrix.scores(query)
+            embedding_ids = matrix.embedding_ids[: matrix.count].copy()
+            version_ids = matrix.version_ids[: matrix.count].copy()
+        if skip_embedding is not None:
+            scores = np.where(embedding_ids == skip_embedding, -np.inf, scores)
+        # Versions of one embedding compete: take extra rows, keep each embedding's best.
+        take = min(len(scores), count * 4 + 16)
+        top = np.argpartition(-scores, take - 1)[:take]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        out: list[Candidate] = []
+        used: set[int] = set()
+        for i in top:
+            if not np.isfinite(scores[i]) or int(embedding_ids[i]) in used:
+                continue
+            used.add(int(embedding_ids[i]))
+            out.append(Candidate(int(version_ids[i]), int(embedding_ids[i]), float(scores[i])))
+            if len(out) == count:
+                break
+        return out
+
+
+def _expanding(name: str):
+    from sqlalchemy import bindparam
+
+    return bindparam(name, expanding=True)
+
+
+_INDEXES: WeakKeyDictionary[Engine, SimilarityIndex] = WeakKeyDictionary()
+_INDEXES_LOCK = threading.Lock()
+
+
+def index_for(engine: Engine) -> SimilarityIndex:
+    """The engine's index (one per app; dropped with the engine)."""
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(engine)
+        if index is None:
+            index = _INDEXES[engine] = SimilarityIndex()
+        return index

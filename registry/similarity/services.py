@@ -1,0 +1,108 @@
+"""Similar embeddings and near-duplicates: the index proposes candidates by cosine, the database
+decides which the caller may see (visible, not yanked, still there) — the same visibility rule
+as browsing (``search.visible_filter``), so a private item never shows to an outsider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from client.core.errors import BadRequest
+from registry.accounts.access import Principal
+from registry.db import session_scope
+from registry.embeddings import services as embeddings
+from registry.embeddings.models import Embedding, EmbeddingVersion
+from registry.embeddings.search import visible_filter
+
+from .index import index_for
+from .summaries import load_combined
+
+MAX_LIMIT = 50
+
+
+@dataclass
+class SimilarHit:
+    embedding: Embedding
+    version: EmbeddingVersion
+    score: float
+
+
+def similar_embeddings(
+    engine: Engine, principal: Principal | None, ns: str, name: str, limit: int = 10
+) -> list[SimilarHit]:
+    """The nearest visible embeddings of ``ns/name``'s family to its latest version, best first
+    (404 when the caller may not see ``ns/name``; empty when it has no summary)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be 1-{MAX_LIMIT}")
+    with session_scope(engine) as session:
+        embedding, version = embeddings.resolve_version(session, principal, ns, name, "latest")
+        query = load_combined(session, version.id, version.family)
+        if query is None:
+            return []
+        return _visible_nearest(
+            session, engine, principal, version.family, query, limit, embedding.id
+        )
+
+
+def near_duplicates(
+    engine: Engine,
+    principal: Principal | None,
+    version: EmbeddingVersion,
+    threshold: float,
+    limit: int = 5,
+) -> list[SimilarHit]:
+    """Other embeddings the publisher can see whose vectors are at least ``threshold`` cosine
+    to the version just published (a re-upload under another name, issue 10)."""
+    with session_scope(engine) as session:
+        query = load_combined(session, version.id, version.family)
+        if query is None:
+            return []
+        hits = _visible_nearest(
+            session, engine, principal, version.family, query, limit, version.embedding_id
+        )
+    return [h for h in hits if h.score >= threshold]
+
+
+def _visible_nearest(
+    session: Session,
+    engine: Engine,
+    principal: Principal | None,
+    family: str,
+    query: np.ndarray,
+    limit: int,
+    skip_embedding: int,
+) -> list[SimilarHit]:
+    index = index_for(engine)
+    index.refresh(session)
+    count = limit
+    while True:
+        candidates = index.nearest(family, query, count, skip_embedding)
+        hits = _filter_visible(session, principal, candidates)
+        if len(hits) >= limit or len(candidates) < count:
+            return hits[:limit]
+        count *= 4  # many invisible near neighbours: look further down the list
+
+
+def _filter_visible(session: Session, principal: Principal | None, candidates) -> list[SimilarHit]:
+    if not candidates:
+        return []
+    stmt = (
+        select(Embedding, EmbeddingVersion)
+        .join(EmbeddingVersion, EmbeddingVersion.embedding_id == Embedding.id)
+        .where(
+            EmbeddingVersion.id.in_([c.version_id for c in candidates]),
+            EmbeddingVersion.yanked.is_(False),
+        )
+    )
+    visible = visible_filter(principal)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    found = {v.id: (e, v) for e, v in session.exec(stmt).all()}
+    return [
+        SimilarHit(*found[c.version_id], round(c.score, 6))
+        for c in candidates
+        if c.version_id in found
+    ]
