@@ -13,6 +13,7 @@ from registry.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from registry.context import Registry, provide_principal, provide_registry
 from registry.db import make_engine
 from registry.embeddings.routes import ROUTES as EMBEDDING_ROUTES
+from registry.openapi import ProblemDocumentedJson
 from registry.problems import EXCEPTION_HANDLERS
 from registry.rate_limits import rate_limit_middleware
 from registry.settings import Settings
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="Lexicon Hub registry",
             version="1",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            render_plugins=[SwaggerRenderPlugin(path="/"), ProblemDocumentedJson()],
         ),
         # A backstop; each route's own cap is enforced earlier, by registry/limits.py.
         request_max_body_size=limits.largest_body(registry.settings),
