@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         1000, description="Open connections per worker; past it new requests get 503."
     )
     max_header_bytes: int = Field(
-        64 * 1024, description="Largest request head (h11 parser; httptools has its own cap)."
+        64 * 1024, description="Largest request line + headers; larger gets 431."
     )
     # Rate limits, per worker process; 0 turns one off. Sign-in (token creation, sign-up) and
     # failed authentication count per client address; authenticated traffic per token.
