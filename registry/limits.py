@@ -38,9 +38,16 @@ MULTIPART_OVERHEAD = 256 * 1024
 MAX_PREVIEW_BYTES = 8 * 1024 * 1024
 # Operational routes stay cheap: no token lookup, no rate limit, no metering.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-# Sign-in: what hands out a token. Rate-limited per client address (registry/rate_limits.py).
+# Sign-in: what hands out a token. Rate-limited per client address (registry/rate_limits.py),
+# as is sign-up by anyone (LEXICON_OPEN_SIGNUP); an admin creating accounts is not signing up.
+SIGN_UP_ROUTE = ("POST", "/api/v1/users")
 SIGN_IN_ROUTES = frozenset(
-    {("POST", "/api/v1/users"), ("POST", "/api/v1/tokens"), ("POST", "/api/v1/sessions")}
+    {
+        ("POST", "/api/v1/tokens"),
+        ("POST", "/api/v1/sessions"),
+        ("POST", "/signin"),  # the web sign-in form (registry/web)
+        ("POST", "/tokens"),
+    }
 )
 LIMITS_STATE_KEY = "lexicon_limits"
 

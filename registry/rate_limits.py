@@ -32,7 +32,13 @@ from litestar.types import Receive, Scope, Send
 
 from client.core.errors import RateLimited
 from registry.context import CALLER_STATE_KEY, Caller
-from registry.limits import EXEMPT_PATHS, SIGN_IN_ROUTES, respond_problem, route_key
+from registry.limits import (
+    EXEMPT_PATHS,
+    SIGN_IN_ROUTES,
+    SIGN_UP_ROUTE,
+    respond_problem,
+    route_key,
+)
 from registry.settings import Settings
 
 _EXEMPT = [f"^{path}$" for path in sorted(EXEMPT_PATHS)]
@@ -40,6 +46,11 @@ _EXEMPT = [f"^{path}$" for path in sorted(EXEMPT_PATHS)]
 
 def _caller(request: Request) -> Caller:
     return request.scope.get("state", {}).get(CALLER_STATE_KEY) or Caller(None, None)
+
+
+def _is_sign_in(request: Request) -> bool:
+    key = route_key(request.scope)
+    return key in SIGN_IN_ROUTES or (key == SIGN_UP_ROUTE and _caller(request).principal is None)
 
 
 def _token_identity(request: Request) -> str:
@@ -114,7 +125,7 @@ def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
             "minute",
             settings.rate_limit_signin_per_minute,
             "sign-in and token requests from this address",
-            lambda request: route_key(request.scope) in SIGN_IN_ROUTES,
+            _is_sign_in,
             get_remote_address,
         ),
         _rule(

@@ -377,8 +377,11 @@ def test_sign_in_and_token_creation_are_rate_limited_per_address(make_hub) -> No
     _assert_rate_limited(
         hub.client.post("/api/v1/users", json={"username": "mallory", "password": "x" * 12})
     )
-    # other traffic is not held back
+    # other traffic is not held back, nor an admin creating accounts
     assert hub.client.get("/api/v1/whoami", headers=auth(token)).status_code == 200
+    admin = hub.user("root", admin=True)
+    created = hub.client.post("/api/v1/users", json={"username": "carol"}, headers=auth(admin))
+    assert created.status_code == 201, created.text
 
 
 def test_guessing_tokens_is_rate_limited(make_hub) -> None:  # type: ignore[no-untyped-def]
