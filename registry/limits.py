@@ -194,7 +194,8 @@ def request_guard(app: ASGIApp) -> ASGIApp:
         key = route_key(scope)
         announced, chunked = _announced(scope)
         # The route's own Litestar limit (e.g. training jobs) when it is tighter than ours.
-        route_cap = scope["route_handler"].resolve_request_max_body_size() or math.inf
+        resolve_route_cap = getattr(scope["route_handler"], "resolve_request_max_body_size", None)
+        route_cap = (resolve_route_cap() if resolve_route_cap else None) or math.inf
         meter = BodyMeter(
             receive,
             cap=int(min(body_cap(settings, key), route_cap)),
