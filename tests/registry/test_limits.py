@@ -5,7 +5,8 @@ run, and talk raw HTTP/1.1 over sockets: a client that sends headers and then no
 half-written request line, a body trickled a byte at a time. Timeouts are set short here (2 s
 for headers, 1 s of grace for bodies); connection counts stay small (two cores).
 
-The rate-limit tests use the in-process app (fresh counters per app) with tiny limits.
+The rate-limit tests use the in-process app (fresh counters per app) with tiny limits, on both
+backends (the caller is looked up in SQLite or PostgreSQL before the limits count).
 """
 
 from __future__ import annotations
@@ -364,8 +365,8 @@ def _assert_rate_limited(response: httpx.Response) -> None:
     assert 0 < retry_after <= 60
 
 
-def test_sign_in_and_token_creation_are_rate_limited_per_address(make_hub) -> None:  # type: ignore[no-untyped-def]
-    hub: Hub = make_hub("sqlite-local", rate_limit_signin_per_minute=3, open_signup=True)
+def test_sign_in_and_token_creation_are_rate_limited_per_address(make_hub, backend: str) -> None:  # type: ignore[no-untyped-def]
+    hub: Hub = make_hub(backend, rate_limit_signin_per_minute=3, open_signup=True)
     token = hub.user("alice")
     answers = [
         hub.client.post("/api/v1/tokens", json={"name": f"t{i}"}, headers=auth(token))
@@ -384,8 +385,8 @@ def test_sign_in_and_token_creation_are_rate_limited_per_address(make_hub) -> No
     assert created.status_code == 201, created.text
 
 
-def test_guessing_tokens_is_rate_limited(make_hub) -> None:  # type: ignore[no-untyped-def]
-    hub: Hub = make_hub("sqlite-local", rate_limit_failed_auth_per_minute=3)
+def test_guessing_tokens_is_rate_limited(make_hub, backend: str) -> None:  # type: ignore[no-untyped-def]
+    hub: Hub = make_hub(backend, rate_limit_failed_auth_per_minute=3)
     token = hub.user("alice")
     for i in range(3):
         guess = hub.client.get("/api/v1/whoami", headers=auth(f"lxh_guess{i}"))
@@ -395,8 +396,8 @@ def test_guessing_tokens_is_rate_limited(make_hub) -> None:  # type: ignore[no-u
     assert hub.client.get("/api/v1/whoami", headers=auth(token)).status_code == 200
 
 
-def test_each_token_has_its_own_request_budget(make_hub) -> None:  # type: ignore[no-untyped-def]
-    hub: Hub = make_hub("sqlite-local", rate_limit_token_per_second=3)
+def test_each_token_has_its_own_request_budget(make_hub, backend: str) -> None:  # type: ignore[no-untyped-def]
+    hub: Hub = make_hub(backend, rate_limit_token_per_second=3)
     alice, bob = hub.user("alice"), hub.user("bob")
     answers = _burst_until_limited(lambda: hub.client.get("/api/v1/whoami", headers=auth(alice)))
     *allowed, refused = answers
@@ -405,8 +406,8 @@ def test_each_token_has_its_own_request_budget(make_hub) -> None:  # type: ignor
     assert hub.client.get("/api/v1/whoami", headers=auth(bob)).status_code == 200
 
 
-def test_anonymous_traffic_is_limited_but_health_checks_are_not(make_hub) -> None:  # type: ignore[no-untyped-def]
-    hub: Hub = make_hub("sqlite-local", rate_limit_anonymous_per_second=2)
+def test_anonymous_traffic_is_limited_but_health_checks_are_not(make_hub, backend: str) -> None:  # type: ignore[no-untyped-def]
+    hub: Hub = make_hub(backend, rate_limit_anonymous_per_second=2)
     *allowed, refused = _burst_until_limited(lambda: hub.client.get("/api/v1/embeddings"))
     assert len(allowed) >= 2 and all(a.status_code == 200 for a in allowed)
     _assert_rate_limited(refused)
