@@ -11,6 +11,7 @@ backends (the caller is looked up in SQLite or PostgreSQL before the limits coun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -49,10 +50,10 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """``lexicon-registry serve`` on the embedded default, with short header/body timeouts."""
-    tmp = tmp_path_factory.mktemp("limits")
+@contextlib.contextmanager
+def _serve(tmp: Path, **settings: str) -> Iterator[Served]:
+    """``lexicon-registry serve`` on the embedded default in ``tmp`` with ``LEXICON_*``
+    ``settings``; alice's token comes from ``create-user`` on the same data directory."""
     data = tmp / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEXICON_")}
     created = CliRunner(env={"LEXICON_DATA_DIR": str(data)}).invoke(
@@ -60,15 +61,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     assert created.exit_code == 0, created.output
     token = created.output.strip().splitlines()[-1]
-    env.update(
-        {
-            "LEXICON_REQUEST_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_S),
-            "LEXICON_REQUEST_BODY_GRACE_SECONDS": str(BODY_GRACE_S),
-            "LEXICON_REQUEST_BODY_MIN_RATE": str(BODY_MIN_RATE),
-            "LEXICON_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
-            "LEXICON_LOG_LEVEL": "WARNING",
-        }
-    )
+    env.update({f"LEXICON_{k.upper()}": v for k, v in settings.items()})
+    env["LEXICON_LOG_LEVEL"] = "WARNING"
     port = free_port()
     log = tmp / "serve.log"
     with log.open("wb") as out:
@@ -97,6 +91,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server for the module, with short header/body timeouts and a small header cap."""
+    with _serve(
+        tmp_path_factory.mktemp("limits"),
+        request_header_timeout_seconds=str(HEADER_TIMEOUT_S),
+        request_body_grace_seconds=str(BODY_GRACE_S),
+        request_body_min_rate=str(BODY_MIN_RATE),
+        max_header_bytes=str(MAX_HEADER_BYTES),
+    ) as server:
+        yield server
 
 
 def _connect(served: Served) -> socket.socket:
@@ -300,6 +307,23 @@ def test_an_oversized_request_head_is_refused_without_waiting_for_its_end(served
         f"{served.url}/healthz", headers={"X-Padding": "p" * (MAX_HEADER_BYTES // 2)}, timeout=5
     )
     assert fine.status_code == 200
+
+
+def test_connections_past_the_limit_get_503(tmp_path: Path) -> None:
+    """LEXICON_MAX_CONNECTIONS bounds open connections per worker; past it, requests are
+    answered 503 at once instead of queueing behind idle sockets."""
+    with _serve(tmp_path, max_connections="3") as server:
+        idle = [_connect(server) for _ in range(3)]
+        try:
+            with _connect(server) as sock:
+                sock.sendall(_head("GET", "/api/v1/embeddings", {}))
+                raw, _ = _read_until_closed(sock, timeout=3)
+            assert raw.startswith(b"HTTP/1.1 503"), raw[:200]
+        finally:
+            for sock in idle:
+                sock.close()
+        time.sleep(0.5)
+        assert httpx.get(f"{server.url}/api/v1/embeddings", timeout=5).status_code == 200
 
 
 def test_headers_trickled_byte_by_byte_are_cut_at_the_header_timeout(served: Served) -> None:
