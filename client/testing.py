@@ -57,12 +57,13 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
-def tiny_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """The vocabulary (token -> id) and merges of the tiny CLIP tokenizer."""
+def tiny_vocab(words: tuple[str, ...] = WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The vocabulary (token -> id) and merges of the tiny CLIP tokenizer: whole-word merges
+    for ``words`` (the toy world passes its own colour and shape words)."""
     chars = list(bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars]
     merges: list[tuple[str, str]] = []
-    for word in WORDS:
+    for word in words:
         symbols = list(word[:-1]) + [word[-1] + "</w>"]
         current = symbols[0]
         for symbol in symbols[1:]:
@@ -76,9 +77,9 @@ def tiny_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {t: i for i, t in enumerate(tokens)}, merges
 
 
-def write_tokenizer_files(out_dir: Path) -> int:
+def write_tokenizer_files(out_dir: Path, words: tuple[str, ...] = WORDS) -> int:
     """Write vocab.json + merges.txt into ``out_dir``; returns the vocabulary size."""
-    vocab, merges = tiny_vocab()
+    vocab, merges = tiny_vocab(words)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
@@ -86,12 +87,12 @@ def write_tokenizer_files(out_dir: Path) -> int:
     return len(vocab)
 
 
-def tiny_tokenizer() -> Any:
+def tiny_tokenizer(words: tuple[str, ...] = WORDS) -> Any:
     """A CLIPTokenizer over the tiny vocabulary, loaded from files written to a temp dir."""
     from transformers import CLIPTokenizer
 
     with tempfile.TemporaryDirectory(prefix="lexicon-tokenizer-") as tmp:
-        size = write_tokenizer_files(Path(tmp))
+        size = write_tokenizer_files(Path(tmp), words)
         # ``CLIPTokenizer(vocab_file=..., merges_file=...)`` ignores the files in transformers 5
         # (and gives a 2-token vocabulary); loading the folder reads them.
         tokenizer = CLIPTokenizer.from_pretrained(tmp, model_max_length=MAX_LENGTH)
