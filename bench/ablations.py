@@ -9,6 +9,13 @@
   point 3 removed; no subclass needed.
 - ``bf16-off`` (GPU only): every weight fp32 and no bf16 autocast — point 4 removed.
 - ``compile`` (GPU only): ours plus ``torch.compile(unet)`` — the optional part of point 4.
+- ``no-early-stop``: ours without DVAR's checks (no fixed-batch evaluation every 5 steps) — what
+  the checks cost.
+
+Every variant but ``no-early-stop`` pays for early stopping as a real job does (the fixed-batch
+evaluation every ``early_stop_every`` steps and DVAR's test at each read-back), with
+:class:`TimedDvarRule` in place of the shipped rule: it records where the shipped rule would
+stop but never stops, so every loop runs the steps asked for.
 
 Everything else (driver loop, sampling, seed, read-backs) is the shipped ``train_embedding``.
 """
@@ -22,9 +29,10 @@ from typing import Any
 import torch
 
 from trainer_service.training.data import prepare_images
+from trainer_service.training.early_stop import DvarRule
 from trainer_service.training.loop import Batch, Trainer
 
-VARIANTS = ("ours", "full-table", "vae-every-step", "sync-every-step")
+VARIANTS = ("ours", "full-table", "vae-every-step", "sync-every-step", "no-early-stop")
 GPU_VARIANTS = (*VARIANTS, "bf16-off", "compile")
 # what each row of the ablation table takes back from ours (or adds)
 WHAT = {
@@ -35,7 +43,20 @@ WHAT = {
     "sync-every-step": "3: loss read back (host sync) every step",
     "bf16-off": "4: fp32 weights, no bf16 autocast",
     "compile": "4 added: torch.compile(unet)",
+    "no-early-stop": "DVAR's checks off (real jobs pay them)",
 }
+
+
+class TimedDvarRule(DvarRule):
+    """The shipped rule, judged in full at every evaluation (its cost is paid), that records
+    the evaluation at which it would have stopped in :attr:`would_stop_at` and never stops."""
+
+    would_stop_at: int | None = None  # evaluations seen when the shipped rule first fired
+
+    def add(self, value: float) -> bool:
+        if super().add(value) and TimedDvarRule.would_stop_at is None:
+            TimedDvarRule.would_stop_at = len(self.history)
+        return False
 
 
 class FullTableTrainer(Trainer):
@@ -111,6 +132,10 @@ def install(variant: str) -> dict[str, Any]:
     """Swap the variant's Trainer into the loop; returns TrainingParams overrides."""
     from trainer_service.training import loop
 
+    TimedDvarRule.would_stop_at = None
+    loop.DvarRule = TimedDvarRule
+    if variant == "no-early-stop":
+        return {"early_stop": False}
     if variant == "full-table":
         loop.Trainer = FullTableTrainer
     elif variant == "vae-every-step":
