@@ -10,18 +10,29 @@ machine is shared), Hypothesis' database off so runs do not depend on earlier on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core import NOT_SET
 
 from registry.accounts import services as accounts
 from registry.app import create_app
 from registry.db import session_scope
 from registry.migrations import upgrade
+from tests.attack.hostile_publish import good_file
 from tests.hub.conftest import _Server, _settings
 
 MAX_EXAMPLES = 8
@@ -45,8 +56,6 @@ def probe(
     server = _Server(app)
     url = f"http://127.0.0.1:{server.port}"
     # Something to find: a public embedding the generated refs may hit.
-    from tests.attack.hostile_publish import good_file
-
     httpx.post(
         f"{url}/api/v1/embeddings/alice/cat/versions",
         files={"file": ("c.safetensors", good_file(1))},
@@ -66,18 +75,29 @@ BOUNDED = settings(
 
 
 def probe_every_operation(
-    probe: Probe, headers: dict[str, str], checks: list[Any] | None = None
+    probe: Probe,
+    headers: dict[str, str],
+    checks: list[Any] | None = None,
+    skip: dict[str, str] | None = None,
+    prepare: Callable[[Any], Any] | None = None,
 ) -> tuple[int, list[str]]:
     """Run every documented operation's bounded examples; (operations, one line per failure).
-    Each operation runs on its own so one failing route does not hide the others."""
+    Each operation runs on its own so one failing route does not hide the others; ``skip``
+    names operations (``"METHOD /path"``) left out, with the reason."""
     schema = schemathesis.openapi.from_url(f"{probe.url}/schema/openapi.json")
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
+        if f"{operation.method.upper()} {operation.path}" in (skip or {}):
+            continue
 
-        @given(case=operation.as_strategy())
+        strategy = operation.as_strategy()
+        if prepare is not None:
+            strategy = strategy.map(prepare)
+
+        @given(case=strategy)
         @BOUNDED
         def run(case: Any) -> None:
             case.call_and_validate(base_url=probe.url, headers=headers, checks=checks)
@@ -86,6 +106,7 @@ def probe_every_operation(
             run()
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - every operation reports
             found = [line[2:] for line in str(exc).splitlines() if line.startswith("- ")]
+            found += [line.strip() for line in str(exc).splitlines() if "curl" in line][:1]
             text = "; ".join(found) or " ".join(str(exc).split())[:300]
             failures.append(f"{operation.method.upper()} {operation.path}: {text}")
     return operations, failures
@@ -93,8 +114,6 @@ def probe_every_operation(
 
 @pytest.mark.parametrize("who", ["anonymous", "alice"])
 def test_no_generated_request_is_a_server_error(probe: Probe, who: str) -> None:
-    from schemathesis.checks import not_a_server_error
-
     headers = {"Authorization": f"Bearer {probe.token}"} if who == "alice" else {}
     operations, failures = probe_every_operation(probe, headers, [not_a_server_error])
     assert operations >= 20
@@ -103,10 +122,79 @@ def test_no_generated_request_is_a_server_error(probe: Probe, who: str) -> None:
     )
 
 
+# What "responses match the documented schema" means (issue 8): the status is documented for
+# the operation, the content type is documented for that status, the body validates against
+# the documented schema and the documented headers are present.
+RESPONSE_CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+
+
 @pytest.mark.parametrize("who", ["anonymous", "alice"])
 def test_every_answer_matches_the_documented_schema(probe: Probe, who: str) -> None:
     headers = {"Authorization": f"Bearer {probe.token}"} if who == "alice" else {}
-    operations, failures = probe_every_operation(probe, headers)
+    operations, failures = probe_every_operation(probe, headers, RESPONSE_CONFORMANCE)
+    assert operations >= 20
+    assert not failures, f"{len(failures)} of {operations} operations failed as {who}:\n" + (
+        "\n".join(failures)
+    )
+
+
+# Operations whose valid inputs a schema cannot fully state, each with the reason; every other
+# operation must accept (2xx, or 401/403/404/409/429 for the caller) whatever the document
+# calls valid. Kept short on purpose: a new entry needs a reason a reviewer would accept.
+INPUTS_NOT_DESCRIBABLE = {
+    # The multipart parts carry files the server parses (safetensors, PNG, JSON params); a
+    # random part is schema-valid and rightly refused (tests/attack/test_hostile_corpus.py).
+    "POST /api/v1/embeddings/{namespace}/{name}/versions": "a file part the server parses",
+    "POST /api/v1/training-jobs": "images and params JSON the server parses",
+    "PUT /api/v1/training-jobs/{job_id}/checkpoint": "a checkpoint file and a lease",
+    "POST /api/v1/training-jobs/{job_id}/complete": "an embedding file and a lease",
+}
+
+
+# Query parameters that only the server mints (a random value is schema-valid and rightly
+# refused): the probe leaves them out.
+OPAQUE_QUERY = {"cursor": "only a next_cursor the server returned is valid"}
+
+
+def _integral_numbers_as_integers(value: Any) -> Any:
+    """JSON Schema calls 3.0 an integer; the registry wants integers spelt as integers (as
+    every client sends them) and refuses 3.0, so the probe spells them so."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_numbers_as_integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_numbers_as_integers(v) for v in value]
+    return value
+
+
+def as_a_client_sends(case: Any) -> Any:
+    for name in OPAQUE_QUERY:
+        if case.query:
+            case.query.pop(name, None)
+    if case.body is not NOT_SET:
+        case.body = _integral_numbers_as_integers(case.body)
+    return case
+
+
+@pytest.mark.parametrize("who", ["anonymous", "alice"])
+def test_every_request_the_document_calls_valid_is_accepted(probe: Probe, who: str) -> None:
+    """A request that matches the documented parameters and body is not a 400/413/415/422:
+    the document says what is valid, not just that a body is "an object"."""
+    headers = {"Authorization": f"Bearer {probe.token}"} if who == "alice" else {}
+    operations, failures = probe_every_operation(
+        probe,
+        headers,
+        [positive_data_acceptance],
+        skip=INPUTS_NOT_DESCRIBABLE,
+        prepare=as_a_client_sends,
+    )
     assert operations >= 20
     assert not failures, f"{len(failures)} of {operations} operations failed as {who}:\n" + (
         "\n".join(failures)
@@ -116,3 +204,24 @@ def test_every_answer_matches_the_documented_schema(probe: Probe, who: str) -> N
 def test_the_schema_documents_every_api_route(probe: Probe) -> None:
     raw = httpx.get(f"{probe.url}/schema/openapi.json").json()
     assert len(raw["paths"]) >= 20, sorted(raw["paths"])
+    for path, item in raw["paths"].items():
+        for method, operation in item.items():
+            not_found = operation["responses"].get("404", {}).get("content", {})
+            assert "application/problem+json" in not_found, f"{method} {path}: 404 undocumented"
+
+
+def test_a_publish_answer_matches_the_documented_version(probe: Probe) -> None:
+    """The body schemathesis rarely reaches (a valid file): publish, then re-publish."""
+    raw = httpx.get(f"{probe.url}/schema/openapi.json").json()
+    path = "/api/v1/embeddings/{namespace}/{name}/versions"
+    responses = raw["paths"][path]["post"]["responses"]
+    data = good_file(77)
+    for expected in (201, 200):
+        got = httpx.post(
+            f"{probe.url}/api/v1/embeddings/alice/documented/versions",
+            files={"file": ("d.safetensors", data)},
+            headers={"Authorization": f"Bearer {probe.token}"},
+        )
+        assert got.status_code == expected, got.text
+        schema = responses[str(expected)]["content"]["application/json"]["schema"]
+        jsonschema.validate(got.json(), {**schema, "components": raw["components"]})
