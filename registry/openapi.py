@@ -61,8 +61,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 
 # client.core.names.validate_slug as a pattern: a letter or digit first, then letters, digits,
-# '_', '-' and single dots, never ending in '.' or '-'; at most 64 characters.
-SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_-]*[a-z0-9_])*$"
+# '_', '-' and dots (never two in a row), never ending in '.' or '-'; at most 64 characters.
+SLUG_PATTERN = r"^[a-z0-9](?:(?:[a-z0-9_-]|\.[a-z0-9_-])*(?:[a-z0-9_]|\.[a-z0-9_]))?$"
 SLUG = {"type": "string", "pattern": SLUG_PATTERN, "maxLength": 64}
 DIGEST = {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"}
 NO_NUL = {"type": "string", "pattern": r"^[^\x00]*$"}  # refuse_nul_bytes: 400 on any NUL
