@@ -21,6 +21,7 @@ from registry.similarity.routes import ROUTES as SIMILARITY_ROUTES
 from registry.storage import blob_store_from_settings
 from registry.training.routes import ROUTES as TRAINING_ROUTES
 from registry.validation import refuse_nul_bytes
+from registry.web.setup import template_config, web_router
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ACCOUNT_ROUTES,
             *TRAINING_ROUTES,
             *SIMILARITY_ROUTES,
+            web_router(registry.settings),
             ops.healthz,
             ops.readyz,
             ops.metrics,
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=True),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
         before_request=refuse_nul_bytes,
         # Outermost first: request id and log; caller and body metering; rate limits; then the
         # token and size checks that refuse a body before it is read (registry/limits.py).

@@ -3,9 +3,10 @@ default. Built once (``Settings()``) and passed in; nothing reads the environmen
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -103,6 +104,27 @@ class Settings(BaseSettings):
     near_duplicate_cosine: float = Field(
         0.99, ge=0.0, le=1.0, description="Cosine at which a publish reports a near-duplicate."
     )
+
+    # Web pages (registry/web): the key that signs session and CSRF cookies. The default is
+    # random per process (sessions end on restart and do not cross workers); a registry served
+    # over https refuses to start without one (see the validator below).
+    session_secret: str = Field(
+        default_factory=lambda: secrets.token_hex(32),
+        min_length=32,
+        description="Secret (32+ characters) for session and CSRF cookies; set it in production.",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if (self.public_url or "").startswith("https://") and (
+            "session_secret" not in self.model_fields_set
+        ):
+            raise ValueError(
+                "LEXICON_SESSION_SECRET must be set when LEXICON_PUBLIC_URL is https (a random "
+                "per-process key would sign people out on every restart and differ per worker); "
+                "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -386,6 +386,37 @@ ROWS: list[Row] = [
     Row("GET", "/healthz", "health", {"-": EVERYONE}, lambda c: "/healthz"),
     Row("GET", "/readyz", "readiness", {"-": EVERYONE}, lambda c: "/readyz"),
     Row("GET", "/metrics", "metrics", {"-": EVERYONE}, lambda c: "/metrics"),
+    # -- web pages (registry/web): a bearer token counts as the page's caller too; every form
+    # post without its CSRF token is refused (403) before any rule runs -------------------
+    Row("GET", "/", "home page", {"-": EVERYONE}, lambda c: "/"),
+    Row("GET", "/search", "search page", {"-": EVERYONE}, lambda c: "/search?q=pub"),
+    Row(
+        "GET",
+        "/embeddings/{namespace}/{name}",
+        "embedding page",
+        READ,
+        lambda c: f"/embeddings/{c.ref}",
+    ),
+    Row("GET", "/u/{namespace}", "namespace page", {"-": EVERYONE}, lambda c: "/u/acme"),
+    Row("GET", "/signin", "sign-in page", {"-": EVERYONE}, lambda c: "/signin"),
+    Row(
+        "GET",
+        "/tokens",
+        "tokens page",
+        {"-": "302 200 200 200 200 200 403 302 302"},
+        lambda c: "/tokens",
+    ),
+    Row("GET", "/static/{file_path}", "static file", {"-": EVERYONE}, lambda c: "/static/hub.css"),
+    *[
+        Row("POST", template, f"{label} form without CSRF", {"-": " ".join(["403"] * 9)}, path)
+        for template, label, path in (
+            ("/signin", "sign-in", lambda c: "/signin"),
+            ("/signout", "sign-out", lambda c: "/signout"),
+            ("/tokens", "new token", lambda c: "/tokens"),
+            ("/tokens/{token_id}/revoke", "revoke token", lambda c: "/tokens/1/revoke"),
+            ("/embeddings/{namespace}/{name}/star", "star", lambda c: "/embeddings/acme/pub/star"),
+        )
+    ],
 ]
 
 
