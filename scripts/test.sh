@@ -50,6 +50,17 @@ else
   say "$SWIFT_VENV is present"
 fi
 
+# The web pages are tested in a real browser: Debian's chromium, driven by Playwright through
+# executable_path (Playwright's own browser download cannot reach its host here).
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing Debian's chromium for the browser tests (apt-get)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing and this is not root: tests/web will fail under CI=true" >&2
+  fi
+fi
+
 say "ruff format --check ."
 "$VENV/bin/ruff" format --check .
 say "ruff check ."
