@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={
             "registry": Provide(provide_registry, sync_to_thread=False),
-            "principal": Provide(provide_principal, sync_to_thread=True),
+            "principal": Provide(provide_principal),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=template_config(),

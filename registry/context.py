@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from registry.accounts.access import Principal
 from registry.accounts.services import principal_for_token
 from registry.accounts.tokens import hash_token
-from registry.db import session_scope
+from registry.db import read_scope
 from registry.settings import Settings
 from registry.storage.base import BlobStore
 
@@ -53,10 +53,11 @@ def bearer_secret(headers: Any) -> str | None:
     return secret.strip()
 
 
-def _resolve(registry: Registry, secret: str | None) -> Caller:
-    if secret is None:
-        return Caller(None, None)
-    with session_scope(registry.engine) as session:
+ANONYMOUS = Caller(None, None)
+
+
+def _resolve(registry: Registry, secret: str) -> Caller:
+    with read_scope(registry.engine) as session:
         return Caller(principal_for_token(session, secret), hash_token(secret))
 
 
@@ -66,8 +67,11 @@ async def caller_for(request: Request) -> Caller:
     state = request.scope.setdefault("state", {})
     caller = state.get(CALLER_STATE_KEY)
     if caller is None:
-        registry: Registry = request.app.state.registry
-        caller = await run_sync(_resolve, registry, bearer_secret(request.headers))
+        secret = bearer_secret(request.headers)
+        if secret is None:
+            caller = ANONYMOUS  # no database, no worker thread
+        else:
+            caller = await run_sync(_resolve, request.app.state.registry, secret)
         state[CALLER_STATE_KEY] = caller
     return caller
 
@@ -76,10 +80,9 @@ def provide_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def provide_principal(request: Request) -> Principal | None:
+async def provide_principal(request: Request) -> Principal | None:
     """The caller from ``Authorization: Bearer <token>``; None when anonymous. An invalid,
-    revoked or expired token is anonymous too, so the route's own rule answers (401/404)."""
-    caller = request.scope.get("state", {}).get(CALLER_STATE_KEY)
-    if caller is None:
-        caller = _resolve(request.app.state.registry, bearer_secret(request.headers))
-    return caller.principal
+    revoked or expired token is anonymous too, so the route's own rule answers (401/404).
+    Async: an anonymous request, or one whose token ``request_guard`` already resolved, costs
+    no trip to a worker thread."""
+    return (await caller_for(request)).principal

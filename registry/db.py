@@ -2,6 +2,10 @@
 
 SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions, so that concurrent
 publishers queue for the write lock instead of failing mid-transaction with "database is locked".
+Reads (:func:`read_scope`) open a plain deferred ``BEGIN``: they never take the write lock, so
+GETs do not queue behind each other or behind a publish (WAL gives them a snapshot). With WAL,
+``synchronous=NORMAL`` syncs at checkpoints rather than on every commit: still consistent after
+a crash, a power loss may forget the last commits (an orphan blob that ``gc`` collects).
 Driver errors are translated here; services see ``Conflict``/``Unavailable``, not SQLAlchemy.
 """
 
@@ -17,6 +21,9 @@ from sqlmodel import Session, create_engine
 
 from client.core.errors import Conflict, Unavailable
 
+# Execution option marking a read-only transaction (see read_scope).
+READ_ONLY = "lexicon_read_only"
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -29,11 +36,13 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # pragma: no cover - driver hook
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -47,7 +56,21 @@ def is_postgres(engine: Engine) -> bool:
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: committed on success, rolled back on any error; driver errors become
     typed errors at this boundary."""
-    session = Session(engine, expire_on_commit=False)
+    with _scope(Session(engine, expire_on_commit=False)) as session:
+        yield session
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A transaction that only reads: on SQLite a deferred ``BEGIN`` (no write lock). A write
+    inside it still works, but waits for the lock like any deferred transaction would."""
+    with _scope(Session(engine, expire_on_commit=False)) as session:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+
+
+@contextmanager
+def _scope(session: Session) -> Iterator[Session]:
     try:
         yield session
         session.commit()

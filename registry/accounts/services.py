@@ -176,14 +176,38 @@ def revoke_token(session: Session, user_id: int, token_id: int, *, admin: bool =
 
 
 def principal_for_token(session: Session, secret: str) -> Principal | None:
-    """The caller behind a bearer token, or None for an unknown, revoked or expired token."""
-    token = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(secret))).first()
-    if token is None or not token_matches(secret, token.token_hash):
+    """The caller behind a bearer token, or None for an unknown, revoked or expired token.
+    Runs on every request that carries a token: the token and its user in one statement."""
+    row = session.exec(
+        select(ApiToken, User.username, User.is_admin)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(secret))
+    ).first()
+    if row is None:
+        return None
+    token, username, is_admin = row
+    if not token_matches(secret, token.token_hash):
         return None
     now = datetime.now(UTC)
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
         return None
-    return principal_for_user(session, token.user_id, token.scopes.split())
+    return Principal(
+        user_id=token.user_id,
+        username=username,
+        scopes=frozenset(token.scopes.split()),
+        is_admin=is_admin,
+        roles=_roles(session, token.user_id),
+    )
+
+
+def _roles(session: Session, user_id: int) -> dict[str, str]:
+    """Org name -> the user's role in it."""
+    rows = session.exec(
+        select(Org.name, Membership.role)
+        .join(Membership, Membership.org_id == Org.id)
+        .where(Membership.user_id == user_id)
+    ).all()
+    return {name: role for name, role in rows}
 
 
 def principal_for_user(session: Session, user_id: int, scopes: list[str]) -> Principal | None:
@@ -191,15 +215,10 @@ def principal_for_user(session: Session, user_id: int, scopes: list[str]) -> Pri
     user = session.get(User, user_id)
     if user is None:
         return None
-    roles = session.exec(
-        select(Org.name, Membership.role)
-        .join(Membership, Membership.org_id == Org.id)
-        .where(Membership.user_id == user.id)
-    ).all()
     return Principal(
         user_id=user.id,
         username=user.username,
         scopes=frozenset(scopes),
         is_admin=user.is_admin,
-        roles={name: role for name, role in roles},
+        roles=_roles(session, user.id),
     )

@@ -12,7 +12,7 @@ from client.core.embedding import Embedding as Vectors
 from client.core.writers import check_format, embedding_to_bytes
 from registry.accounts.access import Principal
 from registry.context import Registry
-from registry.db import session_scope
+from registry.db import read_scope, session_scope
 
 from . import services
 
@@ -30,10 +30,11 @@ def plan_download(
     registry: Registry, principal: Principal | None, ns: str, name: str, ref: str, fmt: str
 ) -> DownloadPlan:
     check_format(fmt)
-    with session_scope(registry.engine) as session:
+    with read_scope(registry.engine) as session:
         embedding, version = services.resolve_version(session, principal, ns, name, ref)
-        services.count_download(session, embedding)
         trigger = version.trigger or embedding.trigger or f"<{name}>"
+    with session_scope(registry.engine) as session:
+        services.count_download(session, embedding.id)
     filename = f"{name}-v{version.number}.safetensors"
     if fmt == "canonical":
         url = registry.store.presigned_url(

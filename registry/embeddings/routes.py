@@ -13,7 +13,7 @@ from client.core.errors import BadRequest, NotFound
 from registry import validation
 from registry.accounts.access import Principal
 from registry.context import Registry
-from registry.db import session_scope
+from registry.db import read_scope, session_scope
 from registry.similarity.routes import near_duplicates_json
 
 from . import downloads, hashes, services
@@ -112,7 +112,7 @@ class EmbeddingController(Controller):
     def info(
         self, registry: Registry, principal: Principal | None, namespace: str, name: str
     ) -> dict[str, Any]:
-        with session_scope(registry.engine) as session:
+        with read_scope(registry.engine) as session:
             embedding = services.get_embedding(session, principal, namespace, name)
             return embedding_json(session, embedding)
 
@@ -141,7 +141,7 @@ class EmbeddingController(Controller):
     def versions(
         self, registry: Registry, principal: Principal | None, namespace: str, name: str
     ) -> dict[str, Any]:
-        with session_scope(registry.engine) as session:
+        with read_scope(registry.engine) as session:
             embedding = services.get_embedding(session, principal, namespace, name)
             tags = services.version_tags(session, embedding)
             items = services.versions_of(session, embedding)
@@ -151,7 +151,7 @@ class EmbeddingController(Controller):
     def version(
         self, registry: Registry, principal: Principal | None, namespace: str, name: str, ref: str
     ) -> dict[str, Any]:
-        with session_scope(registry.engine) as session:
+        with read_scope(registry.engine) as session:
             embedding, version = services.resolve_version(session, principal, namespace, name, ref)
             return version_json(embedding, version, services.version_tags(session, embedding))
 
@@ -263,7 +263,7 @@ def browse(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     query = SearchQuery(q, family, type_, tag, author, sort, limit, cursor)
-    with session_scope(registry.engine) as session:
+    with read_scope(registry.engine) as session:
         rows, next_cursor = search_embeddings(session, principal, query)
         return {"items": [embedding_summary(r) for r in rows], "next_cursor": next_cursor}
 
@@ -271,11 +271,12 @@ def browse(
 @head("/api/v1/blobs/{digest:str}", sync_to_thread=True, tags=["blobs"])
 def blob_exists(registry: Registry, principal: Principal | None, digest: str) -> None:
     """200 when a version the caller can see has this digest (so ``hub push`` can skip the
-    upload); 404 otherwise, also for blobs that only private embeddings hold."""
-    with session_scope(registry.engine) as session:
-        visible = services.blob_visible(session, principal, digest)
-    if not visible or not registry.store.exists(digest):
-        raise NotFound(f"blob {digest} not found")
+    upload); 404 otherwise, also for blobs that only private embeddings hold. The database
+    answers alone: a version's blob is stored before its row and gc never deletes a blob a
+    row references, so asking the store too (an S3 HEAD per request) would only add latency."""
+    with read_scope(registry.engine) as session:
+        if not services.blob_visible(session, principal, digest):
+            raise NotFound(f"blob {digest} not found")
 
 
 @get("/api/v1/lookup", sync_to_thread=True, tags=["blobs"], summary="Find versions by any hash")
@@ -286,7 +287,7 @@ def lookup(
 ) -> dict[str, Any]:
     """Versions with a file hash equal to, or starting with, ``hash`` (digest, full sha256,
     A1111/Civitai short hash); each item says what matched (``matched``: kind + sha256)."""
-    with session_scope(registry.engine) as session:
+    with read_scope(registry.engine) as session:
         hits = hashes.lookup(session, principal, hash_)
         return {"items": [lookup_json(h) for h in hits]}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import Row, func, literal, union_all, update
 from sqlmodel import Session, select
 
 from client.core.errors import BadRequest, NotFound
@@ -50,16 +50,29 @@ def versions_of(session: Session, embedding: Embedding) -> list[EmbeddingVersion
     )
 
 
+def version_summaries(session: Session, embedding: Embedding) -> list[Row]:
+    """The columns an embedding's page lists for each version (no JSON columns loaded)."""
+    v = EmbeddingVersion
+    return list(
+        session.exec(
+            select(v.number, v.digest, v.family, v.vectors, v.yanked, v.created_at)
+            .where(v.embedding_id == embedding.id)
+            .order_by(v.number)
+        ).all()
+    )
+
+
 def version_tags(session: Session, embedding: Embedding) -> dict[str, int]:
-    """Tag -> version number, ``latest`` included (the highest non-yanked version)."""
-    tags = {
-        t.tag: t.number
-        for t in session.exec(select(VersionTag).where(VersionTag.embedding_id == embedding.id))
-    }
-    latest = _latest(session, embedding)
-    if latest is not None:
-        tags[LATEST] = latest.number
-    return dict(sorted(tags.items()))
+    """Tag -> version number, ``latest`` included (the highest non-yanked version): one
+    statement, the stored tags and ``latest`` side by side."""
+    stored = select(VersionTag.tag, VersionTag.number).where(
+        VersionTag.embedding_id == embedding.id
+    )
+    latest = select(literal(LATEST), func.max(EmbeddingVersion.number)).where(
+        EmbeddingVersion.embedding_id == embedding.id, EmbeddingVersion.yanked.is_(False)
+    )
+    rows = session.exec(union_all(stored, latest)).all()  # type: ignore[call-overload]
+    return {tag: number for tag, number in sorted(rows) if number is not None}
 
 
 def content_tags(session: Session, embedding: Embedding) -> list[str]:
@@ -84,6 +97,7 @@ def resolve_version(
     embedding = get_embedding(session, principal, ns, name)
     where = [EmbeddingVersion.embedding_id == embedding.id]
     number = plain_decimal(ref)  # not str.isdigit(): '²' and '١' are not version numbers
+    missing = f"version {ref}"
     if number is not None:
         where.append(EmbeddingVersion.number == number)
     elif ref.startswith("sha256:"):
@@ -93,14 +107,16 @@ def resolve_version(
         if version is None:
             raise NotFound(f"{ns}/{name} has no version that is not yanked")
         return embedding, version
-    else:
-        tag = session.get(VersionTag, (embedding.id, ref))
-        if tag is None:
-            raise NotFound(f"{ns}/{name} has no tag {ref!r}")
-        where.append(EmbeddingVersion.number == tag.number)
+    else:  # a tag, joined in the same statement (a tag always names an existing version)
+        missing = f"tag {ref!r}"
+        where += [
+            VersionTag.embedding_id == embedding.id,
+            VersionTag.tag == ref,
+            VersionTag.number == EmbeddingVersion.number,
+        ]
     version = session.exec(select(EmbeddingVersion).where(*where)).first()
     if version is None:
-        raise NotFound(f"{ns}/{name} has no version {ref}")
+        raise NotFound(f"{ns}/{name} has no {missing}")
     return embedding, version
 
 
@@ -204,14 +220,20 @@ def set_star(
     return embedding
 
 
-def count_download(session: Session, embedding: Embedding) -> None:
-    session.execute(
+def count_download(session: Session, embedding_id: int) -> None:
+    """One more download, and the trending score that follows from it. Its own short write
+    transaction, after the read that resolved the file: the read never holds the write lock."""
+    downloads, stars, created_at = session.exec(
         update(Embedding)
-        .where(Embedding.id == embedding.id)
+        .where(Embedding.id == embedding_id)
         .values(downloads=Embedding.downloads + 1)
-    )
-    session.refresh(embedding)
-    _update_trending(session, embedding)
+        .returning(Embedding.downloads, Embedding.stars, Embedding.created_at)
+    ).one()  # type: ignore[call-overload]
+    session.exec(
+        update(Embedding)
+        .where(Embedding.id == embedding_id)
+        .values(trending=search.trending_score(downloads, stars, created_at))
+    )  # type: ignore[call-overload]
 
 
 def blob_visible(session: Session, principal: Principal | None, digest: str) -> bool:

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from .hashes import LookupHit
 from .models import Embedding, EmbeddingVersion
-from .services import content_tags, version_tags, versions_of
+from .services import content_tags, version_summaries, version_tags
 
 
 def version_json(
@@ -71,7 +71,7 @@ def embedding_json(session: Session, embedding: Embedding) -> dict[str, Any]:
                 "yanked": v.yanked,
                 "created_at": v.created_at.isoformat(),
             }
-            for v in versions_of(session, embedding)
+            for v in version_summaries(session, embedding)
         ],
     }
 
