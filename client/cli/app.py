@@ -8,4 +8,7 @@ app = typer.Typer(
     help="Lexicon Hub: push, pull, inspect and convert textual-inversion embeddings.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain click help: typer's rich help imports rich.markdown and markdown_it (~0.2 s of
+    # every `hub --help`, issue 12); our help strings use no markup.
+    rich_markup_mode=None,
 )

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..core.embedding import Embedding
 from ..core.errors import LexiconError
 from .app import app
 from .errors import USER_ERROR, failure_exit_code, handles_errors
+
+if TYPE_CHECKING:  # numpy and the readers load when a command runs, not for `hub --help`
+    from ..core.embedding import Embedding
 
 
 def describe(embedding: Embedding) -> dict[str, Any]:
