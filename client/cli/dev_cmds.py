@@ -52,3 +52,48 @@ def tiny_pipeline_cmd(
     save_tiny_pipeline(family.value, out, seed=seed)
     cls = pipeline_class(family.value).__name__
     typer.echo(f"wrote a tiny {family.value} pipeline to {out} (load: {cls}.from_pretrained)")
+
+
+@dev_app.command("toy-world")
+def toy_world_cmd(
+    out: Path = typer.Argument(..., help="Folder to write the toy pipeline into."),
+    rebuild: bool = typer.Option(
+        False,
+        "--rebuild",
+        help="Train it from scratch (about 15 min on CPU) instead of copying "
+        "the committed weights.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of a --rebuild."),
+) -> None:
+    """Write the toy world's trained pipeline (coloured shapes; "a red circle" draws one) that
+    ``StableDiffusionPipeline.from_pretrained(OUT)`` loads offline; its embeddings are sd1."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if out.exists() and any(out.iterdir()):
+        typer.echo(f"error: {out} exists and is not empty; pick a new folder", err=True)
+        raise typer.Exit(2)
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        typer.echo(
+            f"error: {exc}; install the diffusers extra: pip install 'lexicon-hub[diffusers]'",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    from client.toy_world.build import BuildConfig, build_toy_pipeline
+    from client.toy_world.pipeline import load_toy_pipeline, save_toy_pipeline
+
+    if rebuild:
+        pipe = build_toy_pipeline(BuildConfig(seed=seed), log=lambda m: typer.echo(m, err=True))
+    else:
+        try:
+            pipe = load_toy_pipeline()
+        except FileNotFoundError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+    save_toy_pipeline(pipe, out, half=False)
+    typer.echo(
+        f"wrote the toy-world pipeline to {out} (load: StableDiffusionPipeline.from_pretrained; "
+        'try the prompt "a red circle" at 32 px)'
+    )
