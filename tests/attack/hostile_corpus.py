@@ -21,9 +21,11 @@ from functools import cache
 from pathlib import Path
 
 from .cases import FileCase, RequestCase
-from .hostile_files import pickle_cases, png_cases, zip_cases
+from .hostile_files import pickle_cases, zip_cases
+from .hostile_pngs import png_cases
 from .hostile_requests import request_cases
 from .hostile_tensors import junk_cases, malformed_cases, value_cases
+from .hostile_training import training_cases
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def build_corpus(marker_dir: Path) -> Corpus:
         *value_cases(),
         *junk_cases(),
     ]
-    corpus = Corpus(files, request_cases(), marker_dir)
+    corpus = Corpus(files, [*request_cases(), *training_cases()], marker_dir)
     names = [c.name for c in [*corpus.files, *corpus.requests]]
     duplicates = sorted(n for n, k in Counter(names).items() if k > 1)
     if duplicates:

@@ -1,7 +1,8 @@
 """Hostile requests: over-long fields, wrong JSON types, NUL bytes, NaN, deep and huge JSON,
 unicode-digit version refs, integers past 64 bits, tampered cursors, names with a trailing
-newline, claimed ``source_sha256`` squatting, previews naming foreign digests, and bombs sent as
-training images. Each is refused with a 4xx naming the cause; nothing is stored.
+newline, claimed ``source_sha256`` squatting, previews naming foreign digests (training jobs and
+the worker protocol: ``hostile_training.py``). Each is refused with a 4xx naming the cause;
+nothing is stored.
 
 Placeholders (``$NAME``, ``$VICTIM_DIGEST``, ``$VICTIM_SHA256``, ``$JOB``, ``$WORKER``) are
 filled in by the test from the world it built (see :class:`tests.attack.cases.RequestCase`).
@@ -11,15 +12,12 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from client.core.errors import ErrorCode as E
-from client.core.png import PNG_SIGNATURE, png_chunk
 
-from .cases import BAD_FIELD, BAD_FIELD_OR_NAME, NO_SUCH_REF, Part, RequestCase, codes
+from .cases import BAD_FIELD, BAD_FIELD_OR_NAME, NO_SUCH_REF, RequestCase, codes
 from .hostile_publish import publish_cases
 
 BASE = "/api/v1/embeddings/alice/base"
@@ -301,114 +299,6 @@ def read_cases() -> Iterator[RequestCase]:
     )
 
 
-def _pixel_bomb() -> bytes:
-    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0))
-    idat = png_chunk(b"IDAT", zlib.compress(b"\0" * (8 << 20), 9))
-    return PNG_SIGNATURE + ihdr + idat + png_chunk(b"IEND", b"")
-
-
-def training_cases() -> Iterator[RequestCase]:
-    path = "/api/v1/training-jobs"
-    base = {"target": "alice/$NAME", "family": "sd1", "trigger": "<t>", "steps": 10}
-    bomb = _pixel_bomb()
-
-    def submit(
-        name: str, kind: str, params: str, expected: frozenset[str], images: tuple[bytes, ...] = ()
-    ) -> RequestCase:
-        parts = (Part("params", params.encode()),)
-        parts += tuple(Part("images", img, f"{i}.png") for i, img in enumerate(images))
-        return RequestCase(
-            f"train-{name}",
-            kind,
-            "POST",
-            path,
-            expected,
-            f"submit a job: {params[:60]}",
-            parts=parts,
-        )
-
-    yield submit(
-        "params-deep",
-        "deep JSON",
-        '{"target": "alice/x", "k": ' + "[" * 100_000 + "]" * 100_000 + "}",
-        BAD_FIELD,
-    )
-    yield submit(
-        "params-nan", "NaN in JSON", json.dumps({**base, "learning_rate": float("nan")}), BAD_FIELD
-    )
-    yield submit(
-        "params-5000-digits",
-        "huge JSON number",
-        json.dumps(base).replace('"steps": 10', '"steps": ' + HUGE_DIGITS),
-        BAD_FIELD,
-    )
-    yield submit(
-        "params-steps-big-int", ">64-bit int", json.dumps({**base, "steps": BIG}), BAD_FIELD
-    )
-    yield submit(
-        "params-target-newline",
-        "name with trailing newline",
-        json.dumps({**base, "target": "alice/x\n"}),
-        BAD_FIELD_OR_NAME,
-    )
-    yield submit(
-        "params-trigger-long",
-        "over-long field",
-        json.dumps({**base, "trigger": "t" * 100_000}),
-        BAD_FIELD,
-    )
-    yield submit(
-        "image-pixel-bomb",
-        "PNG bomb",
-        json.dumps(base),
-        codes(E.TOO_LARGE, E.BAD_REQUEST, E.UNSUPPORTED_FORMAT),
-        images=(bomb,) * 2,
-    )
-    yield RequestCase(
-        "train-image-foreign-digest",
-        "previews naming foreign digests",
-        "GET",
-        f"{path}/$JOB/images/$VICTIM_DIGEST",
-        codes(E.NOT_FOUND),
-        "alice's own job asked for the digest of bob's private embedding",
-    )
-    yield _json(
-        "worker-memory-big-int",
-        ">64-bit int",
-        "POST",
-        "/api/v1/workers/register",
-        {"families": ["sd1"], "memory_bytes": BIG},
-        BAD_FIELD,
-        as_user="worker",
-    )
-    yield _json(
-        "worker-families-long",
-        "over-long field",
-        "POST",
-        "/api/v1/workers/register",
-        {"families": ["sd1"], "base_models": ["b" * 100_000]},
-        BAD_FIELD,
-        as_user="worker",
-    )
-    yield _raw(
-        "worker-nan",
-        "NaN in JSON",
-        "POST",
-        "/api/v1/workers/register",
-        '{"families": ["sd1"], "memory_bytes": NaN}',
-        BAD_FIELD,
-        as_user="worker",
-    )
-    yield _json(
-        "heartbeat-big-step",
-        ">64-bit int",
-        "POST",
-        f"{path}/$JOB/heartbeat",
-        {"lease": "not-a-lease", "step": BIG},
-        BAD_FIELD | codes(E.CONFLICT),
-        as_user="worker",
-    )
-
-
 def request_cases() -> list[RequestCase]:
-    return [*publish_cases(), *edit_and_account_cases(), *read_cases(), *training_cases()]
+    """Every request case but the training ones (``hostile_training.training_cases``)."""
+    return [*publish_cases(), *edit_and_account_cases(), *read_cases()]
