@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from registry.accounts.models import utcnow
@@ -37,7 +37,8 @@ class TrainingWorker(SQLModel, table=True):
     families: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     base_models: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     device: str = Field(default="", max_length=100)
-    memory_bytes: int | None = None
+    # 64-bit: a GPU worker reports e.g. 80 GiB, past PostgreSQL's 32-bit INTEGER.
+    memory_bytes: int | None = Field(default=None, sa_type=BigInteger)
     registered_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
 

@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from client.core.errors import BadRequest, Conflict, NotFound, TooLarge
 from client.core.families import FAMILIES
 from client.core.loss_curve import extend_curve
+from registry import validation
 from registry.accounts.access import Principal, require_scope
 from registry.accounts.models import Scope
 from registry.db import session_scope
@@ -37,17 +38,21 @@ from .models import JobStatus, TrainingJob, TrainingWorker
 from .services import can_see, new_id, now, reap_expired
 
 
-def _str_list(value: Any, what: str) -> list[str]:
+def _str_list(value: Any, what: str, max_len: int = 200) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise BadRequest(f"'{what}' must be a list of strings")
+    if not isinstance(value, list) or len(value) > 100:
+        raise BadRequest(f"'{what}' must be a list of at most 100 strings")
+    for item in value:
+        if not validation.text(item, what, max_len):
+            raise BadRequest(f"'{what}' must hold non-empty strings")
     return value
 
 
 def register_worker(session: Session, principal: Principal | None, data: dict[str, Any]):
     """A worker says what it can run: the families and base models it has loaded."""
     principal = require_scope(principal, Scope.WORKER)
+    validation.json_value(data, "request body")
     families = _str_list(data.get("families"), "families")
     unknown = sorted(set(families) - set(FAMILIES))
     if not families or unknown:
@@ -56,15 +61,15 @@ def register_worker(session: Session, principal: Principal | None, data: dict[st
             + (f" (unknown: {', '.join(unknown)})" if unknown else "")
         )
     memory = data.get("memory_bytes")
-    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int)):
-        raise BadRequest("'memory_bytes' must be an integer")
+    if memory is not None:
+        validation.integer(memory, "memory_bytes")
     worker = TrainingWorker(
         id=new_id("wk"),
         user_id=principal.user_id,
-        name=str(data.get("name") or principal.username)[:100],
+        name=validation.text(data.get("name"), "name", 100) or principal.username,
         families=families,
         base_models=_str_list(data.get("base_models"), "base_models"),
-        device=str(data.get("device") or "")[:100],
+        device=validation.text(data.get("device"), "device", 100) or "",
         memory_bytes=memory,
     )
     session.add(worker)
@@ -155,6 +160,7 @@ def heartbeat(
     engine: Engine, principal: Principal | None, job_id: str, data: dict[str, Any], lease_s: int
 ) -> dict[str, Any]:
     """Extend the lease and record progress; ``cancel: true`` tells the worker to stop."""
+    validation.json_value(data, "request body")  # no 400-digit loss for float() to overflow on
     with session_scope(engine) as session:
         job = leased_job(session, principal, job_id, data.get("lease"))
         if job.status == JobStatus.CANCELLED.value:
@@ -227,7 +233,9 @@ def fail_job(
 ) -> TrainingJob:
     """Retry policy: a retryable failure requeues the job until it has used ``max_attempts``
     claims; ``retry: false`` (bad input that will fail again) fails it at once."""
-    error = str(data.get("error") or "the worker reported a failure")[:4000]
+    validation.json_value(data, "request body")
+    # A worker's error text is kept, not refused: cut to the column and without NUL bytes.
+    error = str(data.get("error") or "the worker reported a failure").replace("\x00", "")[:4000]
     with session_scope(engine) as session:
         job = leased_job(session, principal, job_id, data.get("lease"))
         require_running(job)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from client.core.canonical import canonical_bytes
 from registry.db import session_scope
 from registry.training.models import TrainingJob
@@ -281,3 +283,25 @@ def test_gc_keeps_training_images_checkpoints_and_previews(thub: TrainingHub) ->
     )
     assert out.exit_code == 0 and "0 orphan blob(s)" in out.output, out.output
     assert set(thub.store.iter_digests()) == before and len(before) == 4  # 2 images, preview, file
+
+
+def _register_big_workers(thub: TrainingHub) -> None:
+    """A GPU worker's memory does not fit PostgreSQL's 32-bit INTEGER (it answered 500)."""
+    wtoken = thub.worker_token()
+    body = {"name": "big", "families": ["sd1"], "memory_bytes": 80 * 2**30}
+    r = thub.client.post("/api/v1/workers/register", json=body, headers=auth(wtoken))
+    assert r.status_code == 201, r.text
+    assert r.json()["memory_bytes"] == 80 * 2**30
+    body["memory_bytes"] = 2**64
+    r = thub.client.post("/api/v1/workers/register", json=body, headers=auth(wtoken))
+    assert r.status_code == 400, r.text
+    assert "memory_bytes" in r.json()["detail"]
+
+
+def test_a_worker_with_80_gib_registers_and_past_64_bits_is_refused(thub: TrainingHub) -> None:
+    _register_big_workers(thub)
+
+
+@pytest.mark.postgres
+def test_a_worker_with_80_gib_registers_on_postgres(make_training_hub, new_postgres_database):
+    _register_big_workers(make_training_hub(new_postgres_database()))
