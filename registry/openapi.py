@@ -74,6 +74,30 @@ REF = {
 }
 
 
+# What registry/validation.json_value accepts anywhere in a JSON body: no NUL in strings or
+# keys, integers within 64 bits, finite numbers (stated here within the same range). Bodies
+# Litestar can only call "an object" (``dict[str, Any]``) are objects of these.
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+_INT64 = {"minimum": -validation.INT64_MAX - 1, "maximum": validation.INT64_MAX}
+JSON_OBJECT = {
+    "type": "object",
+    "propertyNames": {"pattern": r"^[^\x00]*$"},
+    "additionalProperties": JSON_VALUE_REF,
+}
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "title": "JsonValue",
+    "anyOf": [
+        {"type": "string", "pattern": r"^[^\x00]*$"},
+        {"type": "integer", **_INT64},
+        {"type": "number", **_INT64},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": JSON_VALUE_REF},
+        JSON_OBJECT,
+    ],
+}
+
+
 def _text(limit: int) -> dict[str, Any]:
     return {**NO_NUL, "maxLength": limit}
 
@@ -110,6 +134,18 @@ OPERATION_PARAMETERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
 }
 
 
+def _no_nul_strings(schema: Any) -> Any:
+    """``schema`` with every string free of NUL (json_value refuses NUL anywhere in a body)."""
+    if isinstance(schema, list):
+        return [_no_nul_strings(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _no_nul_strings(v) for k, v in schema.items()}
+    if out.get("type") == "string" and "pattern" not in out and "enum" not in out:
+        out["pattern"] = NO_NUL["pattern"]
+    return out
+
+
 def _metadata_schema() -> dict[str, Any]:
     """PATCH's body: what ``PublishMetadata.validate`` accepts (text limits of the columns)."""
     properties: dict[str, Any] = {k: _text(n) for k, n in _TEXT_LIMITS.items()}
@@ -117,7 +153,7 @@ def _metadata_schema() -> dict[str, Any]:
     properties["visibility"] = {"type": "string", "enum": [v.value for v in Visibility]}
     properties["tags"] = {"type": "array", "items": SLUG, "maxItems": MAX_TAGS}
     properties["source_sha256"] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-    properties["training"] = TrainingInfo.model_json_schema()
+    properties["training"] = _no_nul_strings(TrainingInfo.model_json_schema())
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
@@ -218,6 +254,12 @@ def _document_inputs(method: str, path: str, operation: dict[str, Any]) -> None:
     body = BODIES.get((method, path))
     if method == "patch" and path == "/api/v1/embeddings/{namespace}/{name}":
         body = _metadata_schema()
+    content = operation.get("requestBody", {}).get("content", {})
+    if body is None and content.get("application/json", {}).get("schema") == {
+        "additionalProperties": {},
+        "type": "object",
+    }:
+        body = JSON_OBJECT
     if body is not None:
         operation["requestBody"] = {
             "required": True,
@@ -249,7 +291,7 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     (replacing Litestar's own 400 schema, which this registry never sends)."""
     out = copy.deepcopy(document)
     schemas = out.setdefault("components", {}).setdefault("schemas", {})
-    schemas.update(Problem=PROBLEM_SCHEMA, Version=VERSION_SCHEMA)
+    schemas.update(Problem=PROBLEM_SCHEMA, Version=VERSION_SCHEMA, JsonValue=JSON_VALUE_SCHEMA)
     errors = {str(s): problem_response(s, codes) for s, codes in _codes_by_status().items()}
     for path, path_item in out.get("paths", {}).items():
         for method in METHODS:
