@@ -35,7 +35,7 @@ from registry.migrations import upgrade
 from tests.attack.hostile_publish import good_file
 from tests.hub.conftest import _Server, _settings
 
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 15
 
 
 class Probe:
