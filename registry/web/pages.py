@@ -21,6 +21,8 @@ from registry.embeddings import services as embeddings
 from registry.embeddings.models import ConceptType, Star
 from registry.embeddings.search import SORTS, SearchQuery, search_embeddings
 from registry.similarity.services import similar_embeddings
+from registry.training.metadata import recorded_previews, served_previews
+from registry.training.models import TrainingJob
 
 from .charts import loss_chart
 from .principal import page_principal
@@ -110,7 +112,8 @@ def embedding_page(request: Request, registry: Registry, namespace: str, name: s
             principal is not None
             and session.get(Star, (principal.user_id, embedding.id)) is not None
         )
-    latest = next((v for v in reversed(versions) if v.number == tags.get("latest")), None)
+        latest = next((v for v in reversed(versions) if v.number == tags.get("latest")), None)
+        trained = _trained_here(session, embedding, latest) if latest else None
     similar = similar_embeddings(registry.engine, principal, namespace, name, 6) if latest else []
     training = (latest.training or {}) if latest else {}
     word = prompt_word(embedding.trigger, embedding.name)
@@ -127,6 +130,7 @@ def embedding_page(request: Request, registry: Registry, namespace: str, name: s
         formats=FORMATS,
         starred=starred,
         training=training,
+        trained=trained,
         chart=loss_chart(training.get("losses") or []),
         snippets={
             "hub": f"hub pull {embedding.namespace}/{embedding.name}",
@@ -172,6 +176,25 @@ def namespace_page(request: Request, registry: Registry, namespace: str) -> Temp
         members=members,
         member=can_read_namespace(principal, namespace),
     )
+
+
+def _trained_here(session: Any, embedding: Any, version: Any) -> dict[str, Any] | None:
+    """Training details only the registry can vouch for: the job that published ``version`` (its
+    row names this embedding and this digest), its image count and step, and the previews the
+    preview route serves. None when the version was not trained here."""
+    training = version.training if isinstance(version.training, dict) else {}
+    job = (
+        session.get(TrainingJob, training["job"]) if isinstance(training.get("job"), str) else None
+    )
+    if (
+        job is None
+        or (job.namespace, job.name) != (embedding.namespace, embedding.name)
+        or job.result_digest != version.digest
+    ):
+        return None
+    served = served_previews(session, embedding, version)
+    previews = [p for p in recorded_previews(training) if p["digest"] in served]
+    return {"job": job.id, "images": len(job.images), "steps": job.step, "previews": previews}
 
 
 def _org_named(name: str):

@@ -24,7 +24,7 @@ from client.core.errors import LexiconError
 from registry.problems import EXCEPTION_HANDLERS
 from registry.settings import Settings
 
-from . import account_pages, pages
+from . import account_pages, member_pages, pages, training_pages
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "lexicon_session"
@@ -98,6 +98,8 @@ def web_router(settings: Settings) -> Router:
         route_handlers=[
             *pages.ROUTES,
             *account_pages.ROUTES,
+            *training_pages.ROUTES,
+            *member_pages.ROUTES,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],
         middleware=[

@@ -406,6 +406,28 @@ ROWS: list[Row] = [
         {"-": "302 200 200 200 200 200 403 302 302"},
         lambda c: "/tokens",
     ),
+    Row(
+        "GET",
+        "/train",
+        "training form",
+        {"-": "302 200 200 200 200 200 403 302 302"},
+        lambda c: "/train",
+    ),
+    Row("GET", "/jobs/{job_id}", "training job page", JOB_SEEN, lambda c: f"/jobs/{c.job}"),
+    Row(
+        "GET",
+        "/jobs/{job_id}/progress",
+        "training job progress (page JSON)",
+        JOB_SEEN,
+        lambda c: f"/jobs/{c.job}/progress",
+    ),
+    Row(
+        "GET",
+        "/u/{namespace}/members",
+        "org members page",
+        {"-": "404 404 200 200 200 200 404 404 404"},
+        lambda c: "/u/acme/members",
+    ),
     Row("GET", "/static/{file_path}", "static file", {"-": EVERYONE}, lambda c: "/static/hub.css"),
     *[
         Row("POST", template, f"{label} form without CSRF", {"-": " ".join(["403"] * 9)}, path)
@@ -415,6 +437,14 @@ ROWS: list[Row] = [
             ("/tokens", "new token", lambda c: "/tokens"),
             ("/tokens/{token_id}/revoke", "revoke token", lambda c: "/tokens/1/revoke"),
             ("/embeddings/{namespace}/{name}/star", "star", lambda c: "/embeddings/acme/pub/star"),
+            ("/train", "training job", lambda c: "/train"),
+            ("/u/{namespace}/members", "set member", lambda c: "/u/acme/members"),
+            (
+                "/u/{namespace}/members/{username}/remove",
+                "remove member",
+                lambda c: "/u/acme/members/rita/remove",
+            ),
+            ("/jobs/{job_id}/cancel", "cancel job", lambda c: "/jobs/tj_0/cancel"),
         )
     ],
 ]

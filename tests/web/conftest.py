@@ -21,6 +21,7 @@ import pytest
 from client.core.canonical import canonical_bytes
 from client.core.embedding import Embedding as Vectors
 from registry.accounts import services as accounts
+from registry.accounts.models import Scope
 from registry.app import create_app
 from registry.db import session_scope
 from registry.migrations import upgrade
@@ -75,6 +76,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for name in ("alice", "oscar"):
             user = accounts.create_user(session, name, password=PASSWORD)
             tokens[name], _ = accounts.create_token(session, user, "tests")
+        # A training worker's token: tests drive a job's progress by the worker protocol.
+        worker = accounts.create_user(session, "gpu-worker")
+        tokens["worker"], _ = accounts.create_token(session, worker, "w", [Scope.WORKER.value])
     server = _Server(app)
     site = Site(f"http://127.0.0.1:{server.port}", app, tokens)
     _seed(site)
