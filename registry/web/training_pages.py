@@ -31,6 +31,9 @@ from .charts import loss_chart
 from .principal import page_principal
 
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
+# A concept is learned from a handful of pictures: the form asks for at least this many (the API
+# takes 1 for scripted callers who know what they are doing).
+MIN_FORM_IMAGES = 3
 # The form's text fields; anything else in the body is ignored.
 FIELDS = ("namespace", "name", "trigger", "initializer", "concept", "family", "base_model")
 
@@ -73,6 +76,7 @@ def _form(principal: Principal, values: dict[str, Any], error: str | None, statu
             "families": list(FAMILIES),
             "concepts": list(CONCEPT_TYPES),
             "max_images": MAX_IMAGES,
+            "min_images": MIN_FORM_IMAGES,
             "values": values,
             "error": error,
         },
@@ -102,7 +106,13 @@ def submit(request: Request, registry: Registry, data: Multipart) -> Any:
         return Redirect("/signin?next=/train", status_code=303)
     values = {k: data.get(k) for k in (*FIELDS, "steps", "private") if isinstance(data.get(k), str)}
     try:
-        sub = training.Submission(_job_request(data), _read_files(data.get("images"), "images"))
+        images = _read_files(data.get("images"), "images")
+        if len(images) < MIN_FORM_IMAGES:
+            raise BadRequest(
+                f"{len(images)} image(s) chosen; train from {MIN_FORM_IMAGES}-{MAX_IMAGES} "
+                "pictures of the concept"
+            )
+        sub = training.Submission(_job_request(data), images)
         job = training.submit_job(
             registry.engine, registry.store, registry.settings, principal, sub
         )

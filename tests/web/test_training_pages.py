@@ -58,6 +58,8 @@ def test_the_form_refuses_a_bad_image_by_name_and_keeps_what_was_typed(
     assert page.get_by_label("Embedding name").input_value() == "refused-cat"
     _fill_form(page, "Bad Name!", [_png(1), _png(2), _png(3)])
     assert "embedding name" in page.get_by_role("alert").inner_text()
+    _fill_form(page, "two-cats", [_png(1), _png(2)])
+    assert "2 image(s) chosen; train from 3-50 pictures" in page.get_by_role("alert").inner_text()
 
 
 def test_the_form_starts_a_job_and_its_page_shows_live_progress(
