@@ -12,7 +12,7 @@ from registry.context import Registry
 from registry.db import session_scope
 
 from . import services
-from .access import Principal, require_scope
+from .access import Principal, require_owner, require_scope
 from .models import ApiToken, Role, Scope, User
 
 
@@ -170,7 +170,7 @@ class AccountController(Controller):
         username: str,
         data: dict[str, Any],
     ) -> dict[str, Any]:
-        self._require_org_owner(principal, org_name)
+        require_owner(principal, org_name)
         with session_scope(registry.engine) as session:
             org = services.get_org(session, org_name)
             user = services.get_user(session, username)
@@ -182,17 +182,11 @@ class AccountController(Controller):
     def remove_member(
         self, registry: Registry, principal: Principal | None, org_name: str, username: str
     ) -> None:
-        self._require_org_owner(principal, org_name)
+        require_owner(principal, org_name)
         with session_scope(registry.engine) as session:
             services.remove_membership(
                 session, services.get_org(session, org_name), services.get_user(session, username)
             )
-
-    @staticmethod
-    def _require_org_owner(principal: Principal | None, org_name: str) -> None:
-        principal = require_scope(principal, Scope.WRITE)
-        if not principal.is_admin and principal.role_in(org_name) != Role.OWNER.value:
-            raise Forbidden(f"only owners of {org_name!r} manage its members")
 
 
 ROUTES = [AccountController]

@@ -1,6 +1,6 @@
 """An organisation's members page: members (and admins) see who holds which role; owners add a
 member, change a role or remove one. The rules are the API's own: who may look is the members
-route's (404 to everyone else), who may change is ``AccountController._require_org_owner``
+route's (404 to everyone else), who may change is ``registry.accounts.access.require_owner``
 (403), and the changes are ``registry.accounts.services``' (the last owner cannot leave)."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from litestar.response import Redirect, Template
 
 from client.core.errors import LexiconError, NotFound
 from registry.accounts import services as accounts
-from registry.accounts.access import Principal
+from registry.accounts.access import Principal, require_owner
 from registry.accounts.models import Role
-from registry.accounts.routes import AccountController
 from registry.context import Registry
 from registry.db import session_scope
 
@@ -60,7 +59,7 @@ def _change(request: Request, registry: Registry, namespace: str, change: Any) -
     principal = page_principal(request)
     _members_page(registry, principal, namespace)  # 404 first to those who may not look
     try:
-        AccountController._require_org_owner(principal, namespace)
+        require_owner(principal, namespace)
         with session_scope(registry.engine) as session:
             change(session, accounts.get_org(session, namespace))
     except LexiconError as exc:
