@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 
 from client.core.canonical import parse_canonical
+from registry.accounts import services as accounts
+from registry.db import session_scope
 from tests.web.conftest import PASSWORD, Site
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -119,24 +121,38 @@ def test_user_written_html_is_inert_and_headers_are_strict(page: Any, site: Site
     assert page.locator("script:not([src])").count() == 0  # no inline script on the page
 
 
-def test_pages_are_labelled_contrasted_and_keyboard_usable(page: Any, site: Site) -> None:
+def _assert_accessible(page: Any, path: str) -> None:
+    """Every field labelled, every link and button named, one h1, a language, AA contrast."""
+    page.goto(path)
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+            .map(el => el.outerHTML)"""
+    )
+    assert unlabelled == [], (path, unlabelled)
+    nameless = page.evaluate(
+        """() => [...document.querySelectorAll('a, button')]
+            .filter(el => !(el.innerText || el.getAttribute('aria-label') || '').trim())
+            .map(el => el.outerHTML)"""
+    )
+    assert nameless == [], (path, nameless)
+    assert page.locator("h1").count() == 1 and page.locator("html[lang]").count() == 1, path
+    low = page.evaluate(_CONTRAST)
+    assert low == [], (path, low[:5])
+
+
+def test_pages_are_labelled_contrasted_and_keyboard_usable(
+    page: Any, browser: Any, site: Site
+) -> None:
     for path in ("/", "/search?q=hands", "/embeddings/alice/bad-hands", "/signin"):
-        page.goto(path)
-        unlabelled = page.evaluate(
-            """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-                .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
-                .map(el => el.outerHTML)"""
-        )
-        assert unlabelled == [], (path, unlabelled)
-        nameless = page.evaluate(
-            """() => [...document.querySelectorAll('a, button')]
-                .filter(el => !(el.innerText || el.getAttribute('aria-label') || '').trim())
-                .map(el => el.outerHTML)"""
-        )
-        assert nameless == [], (path, nameless)
-        assert page.locator("h1").count() == 1 and page.locator("html[lang]").count() == 1
-        low = page.evaluate(_CONTRAST)
-        assert low == [], (path, low[:5])
+        _assert_accessible(page, path)
+    # The signed-in pages too: tokens, the training form and an org's members page.
+    with session_scope(site.app.state.registry.engine) as session:
+        accounts.create_org(session, "a11y-org", accounts.get_user(session, "alice"))
+    signed_in = browser.new_context(base_url=site.url).new_page()
+    _sign_in(signed_in, "alice")
+    for path in ("/tokens", "/train", "/u/a11y-org", "/u/a11y-org/members"):
+        _assert_accessible(signed_in, path)
     # Keyboard: the skip link comes first and the search box is reachable by Tab.
     page.goto("/")
     page.keyboard.press("Tab")
