@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -32,6 +33,20 @@ _STATUS_CODES = {
 }
 
 
+def problem_body(code: ErrorCode, detail: str, status: int | None = None) -> dict[str, Any]:
+    """The RFC 9457 body every refusal carries, also where no app is running yet
+    (``registry.serving`` answers slow request heads itself)."""
+    spec = ERRORS[code]
+    return {
+        "type": f"https://lexicon-hub.dev/errors/{code.value}",
+        "title": spec.title,
+        "status": status or spec.status,
+        "detail": detail,
+        "code": code.value,
+        "fix": spec.fix,
+    }
+
+
 def problem(
     code: ErrorCode,
     detail: str,
@@ -42,16 +57,8 @@ def problem(
 ) -> Response:
     """``status`` overrides the code's own (an HTTP status with no code of its own, like 405);
     the body's ``status`` always equals the response's."""
-    spec = ERRORS[code]
-    status = status or spec.status
-    body = {
-        "type": f"https://lexicon-hub.dev/errors/{code.value}",
-        "title": spec.title,
-        "status": status,
-        "detail": detail,
-        "code": code.value,
-        "fix": spec.fix,
-    }
+    status = status or ERRORS[code].status
+    body = problem_body(code, detail, status)
     if request is not None:
         body["instance"] = request.url.path
         request_id = request.scope.get("state", {}).get("request_id")

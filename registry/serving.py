@@ -24,7 +24,8 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from client.core.errors import ERRORS, ErrorCode
+from client.core.errors import ErrorCode
+from registry.problems import problem_body
 from registry.settings import Settings
 
 try:  # uvicorn's "auto" choice: httptools when installed
@@ -35,17 +36,7 @@ except ImportError:  # pragma: no cover - depends on the install
 
 def _problem_answer(status_line: str, code: ErrorCode, detail: str, status: int) -> bytes:
     """A whole problem+json response, written by the protocol before any app sees the request."""
-    spec = ERRORS[code]
-    body = json.dumps(
-        {
-            "type": f"https://lexicon-hub.dev/errors/{code.value}",
-            "title": spec.title,
-            "status": status,
-            "detail": detail,
-            "code": code.value,
-            "fix": spec.fix,
-        }
-    ).encode()
+    body = json.dumps(problem_body(code, detail, status)).encode()
     head = (
         f"HTTP/1.1 {status_line}\r\ncontent-type: application/problem+json\r\n"
         f"x-error-code: {code.value}\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
