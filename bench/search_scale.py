@@ -54,6 +54,18 @@ def _time(engine, query: SearchQuery, runs: int) -> list[float]:  # type: ignore
     return times
 
 
+def _explain(engine, statement: str, parameters: object) -> list[str]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET plan_cache_mode = force_custom_plan")
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+        return [line for (line,) in plan]
+
+
+def _execution_ms(engine, statement: str, parameters: object) -> float:  # type: ignore[no-untyped-def]
+    last = _explain(engine, statement, parameters)[-1]  # "Execution Time: 0.728 ms"
+    return float(last.split(":")[1].split()[0])
+
+
 def _p(times: list[float], q: float) -> float:
     ordered = sorted(times)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -76,7 +88,8 @@ def main() -> None:
         if statement.lstrip().upper().startswith("SELECT"):
             captured[current["name"]] = (statement, parameters)
 
-    print(f"{'case':32} {'p50 ms':>8} {'p99 ms':>8} {'rows':>5}")
+    postgres = engine.dialect.name == "postgresql"
+    print(f"{'case':32} {'p50 ms':>8} {'p99 ms':>8} {'rows':>5}" + ("  db ms" if postgres else ""))
     results = {}
     for name, query in cases.items():
         current["name"] = name
@@ -84,17 +97,15 @@ def main() -> None:
         with read_scope(engine) as session:
             rows, _ = search_embeddings(session, None, query)
         results[name] = statistics.median(times)
-        print(f"{name:32} {_p(times, 0.5):8.1f} {_p(times, 0.99):8.1f} {len(rows):5}")
+        line = f"{name:32} {_p(times, 0.5):8.1f} {_p(times, 0.99):8.1f} {len(rows):5}"
+        if postgres:  # the server's own execution time: what the query costs without Python
+            line += f" {_execution_ms(engine, *captured[name]):6.2f}"
+        print(line)
 
-    if engine.dialect.name == "postgresql":
+    if postgres:
         slowest = max(results, key=results.__getitem__)
-        statement, parameters = captured[slowest]
         print(f"\nEXPLAIN ANALYZE of the slowest case: {slowest}")
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SET plan_cache_mode = force_custom_plan")
-            plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-            for (line,) in plan:
-                print(line)
+        print("\n".join(_explain(engine, *captured[slowest])))
     engine.dispose()
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, or_, text
+from sqlalchemy import and_, exists, or_, text, tuple_
 from sqlmodel import Session, select
 
 from client.core.errors import BadRequest, LexiconError
@@ -214,7 +214,9 @@ def search_embeddings(
             stmt = stmt.where(match)
     if query.cursor:
         value, last_id = _decode_cursor(query.cursor, query.sort)
-        stmt = stmt.where(or_(key < value, and_(key == value, Embedding.id < last_id)))
+        # A row-value comparison is one index range on (key, id); the equivalent OR was only a
+        # filter, so a deep page read and discarded every row before it.
+        stmt = stmt.where(tuple_(key, Embedding.id) < tuple_(value, last_id))
     stmt = stmt.order_by(key.desc(), Embedding.id.desc()).limit(query.limit + 1)
     _plan_for_these_values(session)
     rows = list(session.exec(stmt).all())
