@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import time
 
@@ -93,8 +94,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at start {load} (1/5/15 min; {os.cpu_count()} CPUs)")
     stopping()
     cost(args)
+    print("load average at end " + "/".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
   MODEL=(--config tiny --vocab tiny --device cpu --resolution 32)
   B1=(--steps 2 --baseline-steps 2 --repeats 1)
   B4=(--steps 2 --baseline-steps 2 --repeats 1)
+  LIMIT1=900 LIMIT4=900 LABEL="DRY RUN: tiny config on CPU, 32 px"  # a loaded CPU is no GPU
 else
   if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
     echo "gpu_train_speed: no CUDA device visible (torch $("$PY" -c 'import torch; print(torch.__version__)'))."
@@ -34,6 +35,7 @@ else
   MODEL=(--config sd15 --device cuda --resolution 512)
   B1=(--steps 100 --baseline-steps 30 --repeats 3)
   B4=(--steps 40 --baseline-steps 15 --repeats 3)
+  LIMIT1=200 LIMIT4=250 LABEL="sd15 config, 512 px"
 fi
 COMMON=(--baselines fp32,bf16 --no-interleave)
 phase() {  # phase SECONDS TITLE ARGS...: one bench command, cut at SECONDS
@@ -43,12 +45,12 @@ phase() {  # phase SECONDS TITLE ARGS...: one bench command, cut at SECONDS
   timeout --signal=TERM --kill-after=10 "$limit" "$PY" bench/train_speed.py "$@" | grep -v '^JSON' \
     || echo "=== $title: stopped (status ${PIPESTATUS[0]}); lines above are what it measured ==="
 }
-phase 200 "sd15 config, 512 px, batch 1" "${MODEL[@]}" --batch 1 "${B1[@]}" "${COMMON[@]}"
-phase 250 "sd15 config, 512 px, batch 4" "${MODEL[@]}" --batch 4 "${B4[@]}" "${COMMON[@]}"
+phase "$LIMIT1" "$LABEL, batch 1" "${MODEL[@]}" --batch 1 "${B1[@]}" "${COMMON[@]}"
+phase "$LIMIT4" "$LABEL, batch 4" "${MODEL[@]}" --batch 4 "${B4[@]}" "${COMMON[@]}"
 if [ "${ABLATE:-0}" = 1 ]; then
   # ours with one speed point taken back at a time (full-table, vae-every-step,
   # sync-every-step, no-early-stop, bf16-off) plus torch.compile(unet); ratios to ours and to
   # the bf16 baseline. Not part of the 8 minutes.
-  phase 300 "sd15 config, 512 px, batch 4, ablation" "${MODEL[@]}" --batch 4 "${B4[@]}" \
+  phase 300 "$LABEL, batch 4, ablation" "${MODEL[@]}" --batch 4 "${B4[@]}" \
     --baselines bf16 --no-interleave --ablate
 fi
