@@ -166,6 +166,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
             "version": {"type": "integer", "minimum": 1, "maximum": validation.INT64_MAX}
         },
     },
+    ("patch", "/api/v1/embeddings/{namespace}/{name}"): _metadata_schema(),
     ("post", "/api/v1/orgs"): {
         "type": "object",
         "required": ["name"],
@@ -252,8 +253,6 @@ def _document_inputs(method: str, path: str, operation: dict[str, Any]) -> None:
         if schema is not None:
             parameter["schema"] = copy.deepcopy(schema)
     body = BODIES.get((method, path))
-    if method == "patch" and path == "/api/v1/embeddings/{namespace}/{name}":
-        body = _metadata_schema()
     content = operation.get("requestBody", {}).get("content", {})
     if body is None and content.get("application/json", {}).get("schema") == {
         "additionalProperties": {},
@@ -276,7 +275,7 @@ def _codes_by_status() -> dict[int, list[str]]:
     return dict(sorted(by_status.items()))
 
 
-def problem_response(status: int, codes: list[str]) -> dict[str, Any]:
+def problem_response(codes: list[str]) -> dict[str, Any]:
     return {
         "description": f"Refused ({', '.join(codes)})",
         "headers": {
@@ -292,7 +291,7 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(document)
     schemas = out.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(Problem=PROBLEM_SCHEMA, Version=VERSION_SCHEMA, JsonValue=JSON_VALUE_SCHEMA)
-    errors = {str(s): problem_response(s, codes) for s, codes in _codes_by_status().items()}
+    errors = {str(s): problem_response(codes) for s, codes in _codes_by_status().items()}
     for path, path_item in out.get("paths", {}).items():
         for method in METHODS:
             operation = path_item.get(method)

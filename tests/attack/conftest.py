@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -43,7 +44,7 @@ def _post(url: str, path: str, token: str, **kwargs: object) -> httpx.Response:
 
 
 @pytest.fixture(scope="session")
-def world(live: LiveRegistry) -> World:  # noqa: F811 - the imported fixture
+def world(live: LiveRegistry) -> Iterator[World]:  # noqa: F811 - the imported fixture
     """bob's private ``bob/secret`` (the victim digest) and public ``bob/open`` (whose original
     file hash a squatter claims), alice's ``alice/base`` (v1, tag ``stable``) and a training
     job of hers, an admin and a registered worker."""
@@ -85,7 +86,7 @@ def world(live: LiveRegistry) -> World:  # noqa: F811 - the imported fixture
     worker_id = _post(
         url, "/api/v1/workers/register", tokens["worker"], json={"families": ["sd2"]}
     ).json()["id"]
-    return World(
+    world = World(
         url,
         live.app,
         tokens,
@@ -97,3 +98,5 @@ def world(live: LiveRegistry) -> World:  # noqa: F811 - the imported fixture
         },
         victim_bytes=secret,
     )
+    yield world
+    world.http.close()  # an open keep-alive connection would hold up the server's shutdown

@@ -75,6 +75,14 @@ class World:
                 "GET", f"/api/v1/embeddings/{ref}/versions/1", "owner"
             ).json()
         self.jobs = {k: self.submit(f"{ns}/standing", "sd2") for k, ns in JOB_NAMESPACES.items()}
+        self._images: dict[str, str] = {}
+
+    def job_image(self, job: str) -> str:
+        """The first training image's digest of ``job`` (asked once per job, not per cell)."""
+        if job not in self._images:
+            shown = self.call("GET", f"/api/v1/training-jobs/{job}", "owner").json()
+            self._images[job] = shown["images"][0]["digest"]
+        return self._images[job]
 
     def call(self, method: str, path: str, caller: str, **kw: Any) -> Any:
         return self.hub.client.request(method, path, headers=auth(self.tokens[caller]), **kw)
@@ -130,10 +138,7 @@ class Cell:
         self.own_ns = world.own_ns[caller]
         self.job = world.jobs.get(resource, "")
         self.job_ns = JOB_NAMESPACES.get(resource, "olivia")
-        self.image = ""
-        if self.job:
-            shown = world.call("GET", f"/api/v1/training-jobs/{self.job}", "owner").json()
-            self.image = shown["images"][0]["digest"]
+        self.image = world.job_image(self.job) if self.job else ""
         self.worker_id = world.worker_id
         self.fresh_job = self.lease = self.disposable = self.spare_token = ""
 
