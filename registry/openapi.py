@@ -270,8 +270,10 @@ def _codes_by_status() -> dict[int, list[str]]:
     by_status: dict[int, list[str]] = defaultdict(list)
     for code, spec in ERRORS.items():
         by_status[spec.status].append(code.value)
-    # 405 has no code of its own: a bad_request body with status 405 and an Allow header.
-    by_status[405].append(ErrorCode.BAD_REQUEST.value)
+    # Statuses with no code of their own, answered as bad_request: 405 (with Allow) and 431
+    # (headers too large, written by registry/serving.py before the app sees the request).
+    for status in (405, 431):
+        by_status[status].append(ErrorCode.BAD_REQUEST.value)
     return dict(sorted(by_status.items()))
 
 
