@@ -6,11 +6,15 @@ Reads (:func:`read_scope`) open a plain deferred ``BEGIN``: they never take the 
 GETs do not queue behind each other or behind a publish (WAL gives them a snapshot). With WAL,
 ``synchronous=NORMAL`` syncs at checkpoints rather than on every commit: still consistent after
 a crash, a power loss may forget the last commits (an orphan blob that ``gc`` collects).
+Writers of one process also queue on a Python lock before ``BEGIN IMMEDIATE``: they get the
+write lock the moment it is free, where SQLite's busy handler would sleep up to 100 ms a try
+(other processes still meet the busy timeout).
 Driver errors are translated here; services see ``Conflict``/``Unavailable``, not SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,11 +27,22 @@ from client.core.errors import Conflict, Unavailable
 
 # Execution option marking a read-only transaction (see read_scope).
 READ_ONLY = "lexicon_read_only"
+# Connection-record key: this connection holds the process's SQLite writer lock.
+_HOLDS_WRITE_LOCK = "lexicon_holds_write_lock"
+SQLITE_BUSY_SECONDS = 30
+# Pool sizes on PostgreSQL, per process: enough for Litestar's worker threads (sync routes) at
+# the load one process can serve; PostgreSQL's max_connections must cover every process's
+# pool_size + max_overflow (README, "Production launch").
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 20
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
+        )
+        writer = threading.Lock()  # released by whichever thread ends the transaction
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
@@ -42,10 +57,25 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # pragma: no cover - driver hook
             read_only = conn.get_execution_options().get(READ_ONLY, False)
+            if not read_only:
+                # On timeout (a nested write in one thread) go on: SQLite's busy timeout decides.
+                conn.info[_HOLDS_WRITE_LOCK] = writer.acquire(timeout=SQLITE_BUSY_SECONDS)
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+        def _release(info: dict) -> None:
+            if info.pop(_HOLDS_WRITE_LOCK, False):
+                writer.release()
+
+        # Fired before COMMIT/ROLLBACK reaches SQLite: a waiter's BEGIN IMMEDIATE may meet the
+        # lock for the last fraction of a millisecond (the busy handler's first retry is 1 ms).
+        event.listen(engine, "commit", lambda conn: _release(conn.info))
+        event.listen(engine, "rollback", lambda conn: _release(conn.info))
+        # A connection returned without either (invalidated mid-transaction) frees it too.
+        event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW
+    )
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -104,14 +104,21 @@ def verify_original(data: bytes, vectors: Vectors, *, max_bytes: int) -> set[Fil
     return file_hashes(data, HashKind.ORIGINAL.value)
 
 
-def index_version(session: Session, version_id: int, hashes: Iterable[FileHash]) -> None:
-    """Add the hashes ``version_id`` does not have yet (a re-push adds its original's)."""
-    have = {
-        FileHash(kind, sha)
-        for kind, sha in session.exec(
-            select(VersionHash.kind, VersionHash.sha256).where(VersionHash.version_id == version_id)
-        )
-    }
+def index_version(
+    session: Session, version_id: int, hashes: Iterable[FileHash], *, new: bool = False
+) -> None:
+    """Add the hashes ``version_id`` does not have yet (a re-push adds its original's; a
+    ``new`` version, inserted in this transaction, has none to read)."""
+    have: set[FileHash] = set()
+    if not new:
+        have = {
+            FileHash(kind, sha)
+            for kind, sha in session.exec(
+                select(VersionHash.kind, VersionHash.sha256).where(
+                    VersionHash.version_id == version_id
+                )
+            )
+        }
     for item in sorted(set(hashes) - have):
         session.add(VersionHash(version_id=version_id, kind=item.kind, sha256=item.sha256))
     session.flush()

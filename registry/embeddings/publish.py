@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from client.core.canonical import parse_canonical, serialize_safetensors
@@ -25,8 +26,8 @@ from client.core.families import check_base_model
 from client.core.names import validate_slug
 from registry import validation
 from registry.accounts.access import Principal, can_read, require_write
-from registry.accounts.models import Namespace
-from registry.db import session_scope
+from registry.accounts.models import Namespace, utcnow
+from registry.db import read_scope, session_scope
 from registry.similarity.summaries import store_summaries
 from registry.storage.base import BlobStore
 from registry.training.metadata import validate_user_training
@@ -141,6 +142,8 @@ def _get_or_create_embedding(
     ).first()
     if row is not None:
         return row
+    if session.get(Namespace, namespace) is None:  # deleted since _require_namespace
+        raise NotFound(f"namespace {namespace!r} not found")
     row = Embedding(
         namespace=namespace,
         name=name,
@@ -160,13 +163,16 @@ def _get_or_create_embedding(
     return row
 
 
-def set_content_tags(session: Session, embedding: Embedding, tags: list[str]) -> None:
+def set_content_tags(session: Session, embedding: Embedding, tags: list[str]) -> list[str]:
+    """Replace the embedding's content tags; returns them as stored (sorted, once each)."""
     for old in session.exec(select(EmbeddingTag).where(EmbeddingTag.embedding_id == embedding.id)):
         session.delete(old)
     session.flush()
-    for tag in sorted(set(tags)):
+    stored = sorted(set(tags))
+    for tag in stored:
         session.add(EmbeddingTag(embedding_id=embedding.id, tag=tag))
     session.flush()
+    return stored
 
 
 def publish_version(
@@ -212,8 +218,6 @@ def publish_version(
     for attempt in range(3):
         try:
             with session_scope(engine) as session:
-                if session.get(Namespace, namespace) is None:
-                    raise NotFound(f"namespace {namespace!r} not found")
                 embedding = _get_or_create_embedding(
                     session, principal, namespace, name, meta, vectors
                 )
@@ -221,12 +225,25 @@ def publish_version(
                 if existing is not None:
                     _index_hashes(session, embedding, existing, blob, found)
                     return PublishResult(embedding, existing, created=False)
+                now = utcnow()
+                # One statement numbers the version and touches the embedding; the loaded row
+                # is told the new values rather than re-read.
                 number = session.execute(
                     update(Embedding)
                     .where(Embedding.id == embedding.id)
-                    .values(version_counter=Embedding.version_counter + 1)
+                    .values(
+                        version_counter=Embedding.version_counter + 1,
+                        family=vectors.family.name,
+                        updated_at=now,
+                    )
                     .returning(Embedding.version_counter)
                 ).scalar_one()
+                for key, value in (
+                    ("version_counter", number),
+                    ("family", vectors.family.name),
+                    ("updated_at", now),
+                ):
+                    set_committed_value(embedding, key, value)
                 version = EmbeddingVersion(
                     embedding_id=embedding.id,
                     number=number,
@@ -243,18 +260,19 @@ def publish_version(
                     notes=meta.notes or "",
                     training=meta.training,
                     created_by=principal.user_id,
+                    created_at=now,
                 )
                 session.add(version)
-                embedding.family = vectors.family.name
-                embedding.updated_at = version.created_at
+                tags = None
                 if meta.tags is not None:
-                    set_content_tags(session, embedding, meta.tags)
-                session.add(embedding)
+                    tags = set_content_tags(session, embedding, meta.tags)
                 session.flush()
-                _index_hashes(session, embedding, version, blob, found)
+                _index_hashes(session, embedding, version, blob, found, new=True)
                 store_summaries(session, version.id, vectors)  # similar embeddings
-                search.index_embedding(session, embedding)
-                session.refresh(embedding)
+                if tags is None:
+                    search.index_embedding(session, embedding)
+                else:  # the tags just written: no need to read them back
+                    search.write_index(session, [search.index_fields(embedding, tags)])
                 return PublishResult(embedding, version, created=True)
         except Conflict as exc:
             # A concurrent publish created the embedding or the same digest first: retry,
@@ -270,12 +288,15 @@ def _index_hashes(
     version: EmbeddingVersion,
     blob: bytes,
     found: set[hashes.FileHash],
+    *,
+    new: bool = False,
 ) -> None:
     """Index the served formats (rendered with the file route's trigger and ``hub pull``'s,
-    when they differ) plus the verified upload and original hashes."""
+    when they differ) plus the verified upload and original hashes (``new``: the version was
+    just inserted, so it has none yet)."""
     route_trigger = version.trigger or embedding.trigger or f"<{embedding.name}>"
     served = hashes.served_hashes(blob, [route_trigger, version.trigger])
-    hashes.index_version(session, version.id, served | found)
+    hashes.index_version(session, version.id, served | found, new=new)
 
 
 def _check_header_fields(vectors: Vectors) -> None:
@@ -286,7 +307,7 @@ def _check_header_fields(vectors: Vectors) -> None:
 
 
 def _require_namespace(engine: Engine, namespace: str) -> None:
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:  # a read: no turn at SQLite's write lock
         if session.get(Namespace, namespace) is None:
             raise NotFound(f"namespace {namespace!r} not found")
 

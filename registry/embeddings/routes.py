@@ -101,7 +101,7 @@ class EmbeddingController(Controller):
             max_bytes=limit,
             original=_original(data.get("original"), limit),
         )
-        with session_scope(registry.engine) as session:
+        with read_scope(registry.engine) as session:
             tags = services.version_tags(session, result.embedding)
         body = version_json(result.embedding, result.version, tags)
         body["created"] = result.created

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from client.core.errors import BadRequest
 from registry.accounts.access import Principal
-from registry.db import session_scope
+from registry.db import read_scope
 from registry.embeddings import services as embeddings
 from registry.embeddings.models import Embedding, EmbeddingVersion
 from registry.embeddings.search import visible_filter
@@ -37,7 +37,7 @@ def similar_embeddings(
     (404 when the caller may not see ``ns/name``; empty when it has no summary)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be 1-{MAX_LIMIT}")
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         embedding, version = embeddings.resolve_version(session, principal, ns, name, "latest")
         query = load_combined(session, version.id, version.family)
         if query is None:
@@ -56,7 +56,7 @@ def near_duplicates(
 ) -> list[SimilarHit]:
     """Other embeddings the publisher can see whose vectors are at least ``threshold`` cosine
     to the version just published (a re-upload under another name, issue 10)."""
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         query = load_combined(session, version.id, version.family)
         if query is None:
             return []
