@@ -19,14 +19,15 @@ import hmac
 import random
 import time
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from client import __version__
 from client.core.errors import DigestMismatch, ErrorCode, LexiconError, Unavailable, error_for_code
 
 from .refs import validate_digest
+
+if TYPE_CHECKING:  # httpx (~0.1 s) loads with the first Transport: a warm pull never needs it
+    import httpx
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 # A POST or PATCH may have taken effect when the answer was lost or a 500/502/504: retrying it
@@ -120,6 +121,8 @@ class Transport:
         max_retry_after: float = 120.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        import httpx
+
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
         self.token = token
         self.retries = max(0, retries)
@@ -173,6 +176,8 @@ class Transport:
     def _send(self, method: str, path: str, *, stream: bool, **kwargs: Any) -> httpx.Response:
         """One attempt, following redirects by hand (the token stays on the registry's origin).
         Retryable failures raise ``_Retry``; other errors raise their typed exception."""
+        import httpx
+
         url = self.url(path)
         headers = dict(kwargs.pop("headers", None) or {})
         for _ in range(MAX_REDIRECTS + 1):
@@ -235,6 +240,8 @@ class Transport:
         for canonical files; converted formats pass a function that parses the file and computes
         the embedding digest. ``progress(done, total)`` is called per chunk (the CLI draws bars).
         """
+
+        import httpx
 
         validate_digest(expected_digest)
 

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
 import typer
 
 from ..core.errors import ErrorCode, LexiconError
@@ -36,8 +35,16 @@ EXIT_CODES: dict[ErrorCode, int] = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
-# How commands end on purpose (typer has its own Exit/Abort beside click's): passed through.
-_NOT_FAILURES = (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort)
+
+
+def _not_failures() -> tuple[type[BaseException], ...]:
+    """How commands end on purpose, passed through: typer's Exit/Abort, and click's when click
+    is loaded (typer vendors its own click, so importing click for `hub --help` would cost
+    ~60 ms; only code that imported click can raise its exceptions)."""
+    click = sys.modules.get("click")
+    if click is None:
+        return (typer.Exit, typer.Abort)
+    return (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort)
 
 
 def exit_code(exc: BaseException) -> int:
@@ -73,7 +80,7 @@ def debugging() -> bool:
 def failure_exit_code(exc: BaseException, label: str | None = None) -> int:
     """Report ``exc`` in one line and return the exit code for it; re-raises what is not a
     failure (click's exits and usage errors) and, when debugging, unexpected exceptions."""
-    if isinstance(exc, _NOT_FAILURES):
+    if isinstance(exc, _not_failures()):
         raise exc
     if not isinstance(exc, LexiconError | OSError | KeyboardInterrupt) and debugging():
         raise exc

@@ -8,7 +8,16 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("numpy", "httpx", "markdown_it", "torch", "safetensors", "huggingface_hub")
+HEAVY = (
+    "numpy",
+    "httpx",
+    "markdown_it",
+    "torch",
+    "safetensors",
+    "huggingface_hub",
+    "click",
+    "rich",
+)
 
 PROBE = """
 import json, sys
