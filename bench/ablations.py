@@ -36,7 +36,8 @@ VARIANTS = ("ours", "full-table", "vae-every-step", "sync-every-step", "no-early
 GPU_VARIANTS = (*VARIANTS, "bf16-off", "compile")
 # what each row of the ablation table takes back from ours (or adds)
 WHAT = {
-    "baseline": "everything (the reference script)",
+    "baseline-fp32": "everything (the reference script, its fp32 default)",
+    "baseline-bf16": "everything (the reference, --mixed_precision bf16)",
     "ours": "nothing",
     "full-table": "1: whole table in AdamW, restored every step",
     "vae-every-step": "2: VAE encodes every batch, no latent cache",
