@@ -21,9 +21,8 @@ torch is imported inside the functions: importing this module stays cheap.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +39,7 @@ from client.core.errors import (
 )
 from client.core.families import family_for_widths
 from client.inject_sources import Item, Puller, is_sdxl_pair, resolve_item
+from client.inject_tables import drop_added_tokens, remove_tokens, set_table
 
 _SIBLING = re.compile(r"^(.+)_(\d+)$")
 
@@ -154,7 +154,7 @@ def unload_embedding(pipe: Any, tokens: str | Iterable[str]) -> None:
             )
         removals.append((slot, remove))
     for slot, remove in removals:  # ---- mutation: validated above ----
-        _remove_tokens(slot, remove)
+        remove_tokens(slot.tokenizer, slot.encoder, remove, slot.attr)
 
 
 def expand_prompt(pipe_or_tokenizer: Any, prompt: str | list[str]) -> str | list[str]:
@@ -274,24 +274,34 @@ def _check_tokens(planned: list[_Planned], slots: list[_Slot]) -> None:
     for slot in slots:
         if slot.rows != len(slot.tokenizer):
             raise _table_mismatch(slot)
-        vocab = slot.tokenizer.get_vocab()
+        token_id = _token_ids(slot.tokenizer)
         base = int(slot.tokenizer.vocab_size)
         for p in planned:
-            taken = [t for t in p.tokens if t in vocab]
+            taken = [t for t in p.tokens if token_id(t) is not None]
             # a loaded "<t>_N" would be pulled into <t>'s expansion; "<t>_N" would join "<t>"'s
             extra = f"{p.trigger}_{p.embedding.num_vectors}"
             sibling = _SIBLING.match(p.trigger)
-            if extra in vocab:
+            if token_id(extra) is not None:
                 taken.append(extra)
-            if sibling and vocab.get(sibling.group(1), -1) >= base:
+            if sibling and (token_id(sibling.group(1)) or -1) >= base:
                 taken.append(sibling.group(1))
             if taken:
-                what = "a word of its vocabulary" if vocab[taken[0]] < base else "already loaded"
+                loaded = (token_id(taken[0]) or 0) >= base
+                what = "already loaded" if loaded else "a word of its vocabulary"
                 raise Conflict(
                     f"token {taken[0]!r} for {p.label} collides in this pipeline's {slot.attr} "
                     f"tokenizer ({what}); pass token='<another-name>', or "
                     f"unload_embedding(pipe, {taken[0]!r}) first"
                 )
+
+
+def _token_ids(tokenizer: Any) -> Callable[[str], int | None]:
+    """A token's id, None when the tokenizer lacks it. The fast tokenizer answers per token;
+    ``get_vocab()`` would build a dict of CLIP's 49,408 tokens on every load (issue 12)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return backend.token_to_id  # type: ignore[no-any-return]
+    return tokenizer.get_vocab().get  # type: ignore[no-any-return]
 
 
 def _table_mismatch(slot: _Slot) -> LexiconError:
@@ -311,78 +321,30 @@ def _apply(planned: list[_Planned], slots: list[_Slot]) -> None:
     from tokenizers import AddedToken
 
     names = [t for p in planned for t in p.tokens]
-    undo: list[tuple[_Slot, str | None, Any, int]] = []
+    undo: list[tuple[_Slot, int, int]] = []  # slot, tokens before, table rows before
     try:
         # ======== fenced: tokenizer + text encoder(s) change together, or not at all ========
         for slot in slots:
             tokenizer, encoder = slot.tokenizer, slot.encoder
             before = len(tokenizer)
-            backend = getattr(tokenizer, "backend_tokenizer", None)
-            undo.append((slot, backend.to_str() if backend else None, encoder, before))
+            undo.append((slot, before, slot.rows))
             # normalized=False: matched case-sensitively, before CLIP's lower-casing
             added = tokenizer.add_tokens([AddedToken(t, normalized=False) for t in names])
             ids = tokenizer.convert_tokens_to_ids(names)
             if added != len(names) or ids != list(range(before, before + len(names))):
                 raise LexiconError(f"{slot.attr}'s tokenizer gave unexpected ids {ids}")
-            encoder.resize_token_embeddings(before + len(names), mean_resizing=False)
             weight = encoder.get_input_embeddings().weight
             rows = np.concatenate(
                 [p.embedding.vectors[p.plan[slot.attr]].astype(np.float32) for p in planned]
             )
-            with torch.no_grad():
-                weight[before:] = torch.from_numpy(rows).to(
-                    dtype=weight.dtype, device=weight.device
-                )
+            new_rows = torch.from_numpy(rows).to(dtype=weight.dtype, device=weight.device)
+            set_table(encoder, torch.cat([weight.detach(), new_rows]))
         # ======== end of fence ========
     except BaseException:
-        for slot, saved, encoder, before in reversed(undo):
-            if saved is not None:
-                _set_backend(slot.tokenizer, saved)
-            if encoder.get_input_embeddings().weight.shape[0] != before:
-                encoder.resize_token_embeddings(before, mean_resizing=False)
+        for slot, before, table_rows in reversed(undo):
+            if len(slot.tokenizer) != before:
+                drop_added_tokens(slot.tokenizer, before)
+            if slot.rows != table_rows:
+                weight = slot.encoder.get_input_embeddings().weight
+                set_table(slot.encoder, weight.detach()[:table_rows].clone())
         raise
-
-
-def _set_backend(tokenizer: Any, serialized: str) -> None:
-    from tokenizers import Tokenizer
-
-    tokenizer._tokenizer = Tokenizer.from_str(serialized)
-    # CLIPTokenizer wraps its backend's decode (strips "</w>"); a new backend needs it again.
-    wrap = getattr(tokenizer, "_wrap_decode_method_backend_tokenizer", None)
-    if wrap is not None:
-        wrap()
-
-
-def _remove_tokens(slot: _Slot, remove: set[str]) -> None:
-    """Drop ``remove`` from the tokenizer (later added tokens move down, as the tokenizers
-    library renumbers them) and the matching rows from the token table."""
-    import torch
-
-    tokenizer, encoder = slot.tokenizer, slot.encoder
-    base = int(tokenizer.vocab_size)
-    saved = tokenizer.backend_tokenizer.to_str()
-    data = json.loads(saved)
-    kept_rows: list[int] = list(range(base))
-    entries = []
-    for entry in sorted(data.get("added_tokens", []), key=lambda e: e["id"]):
-        if entry["content"] in remove:
-            continue
-        if entry["id"] >= base:
-            kept_rows.append(entry["id"])
-            entry["id"] = len(kept_rows) - 1
-        entries.append(entry)
-    data["added_tokens"] = entries
-    weight = encoder.get_input_embeddings().weight
-    rows = weight.detach().index_select(0, torch.tensor(kept_rows, device=weight.device)).clone()
-    _set_backend(tokenizer, json.dumps(data, ensure_ascii=False))
-    try:
-        expected = {e["content"]: e["id"] for e in entries}
-        got = {t: tokenizer.convert_tokens_to_ids(t) for t in expected}
-        if got != expected or len(tokenizer) != len(kept_rows):
-            raise LexiconError(f"{slot.attr}'s tokenizer renumbered its tokens unexpectedly")
-    except BaseException:
-        _set_backend(tokenizer, saved)
-        raise
-    encoder.resize_token_embeddings(len(kept_rows), mean_resizing=False)
-    with torch.no_grad():
-        encoder.get_input_embeddings().weight.copy_(rows)

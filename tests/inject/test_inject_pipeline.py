@@ -129,17 +129,18 @@ def test_incompatible_family_refused_before_any_change(
 def test_a_list_is_checked_whole_then_loaded_with_one_resize(
     sdxl: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import client.inject
+
     before = snapshot(sdxl)
     calls: list[tuple[str, int]] = []
-    for attr in ("text_encoder", "text_encoder_2"):
-        encoder = getattr(sdxl, attr)
-        real = encoder.resize_token_embeddings
+    names = {id(sdxl.text_encoder): "text_encoder", id(sdxl.text_encoder_2): "text_encoder_2"}
+    real = client.inject.set_table
 
-        def spy(n: int, *args: Any, _real: Any = real, _attr: str = attr, **kw: Any) -> Any:
-            calls.append((_attr, n))
-            return _real(n, *args, **kw)
+    def spy(encoder: Any, table: Any) -> None:
+        calls.append((names[id(encoder)], int(table.shape[0])))
+        real(encoder, table)
 
-        monkeypatch.setattr(encoder, "resize_token_embeddings", spy)
+    monkeypatch.setattr(client.inject, "set_table", spy)
     items = [make_embedding("sdxl", n, token=f"<e{n}>", seed=n) for n in (1, 2, 4)]
 
     assert load_embeddings(sdxl, items) == ["<e1>", "<e2>", "<e4>"]
@@ -174,12 +175,17 @@ def test_a_bad_item_in_a_list_loads_none_of_it(sd1: Any) -> None:
 def test_failure_inside_the_fence_rolls_back_both_encoders(
     sdxl: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import client.inject
+
     before = snapshot(sdxl)
+    real = client.inject.set_table
 
-    def broken(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("out of memory")
+    def broken(encoder: Any, table: Any) -> None:
+        if encoder is sdxl.text_encoder_2:  # the second table fails to grow
+            raise RuntimeError("out of memory")
+        real(encoder, table)
 
-    monkeypatch.setattr(sdxl.text_encoder_2, "resize_token_embeddings", broken)
+    monkeypatch.setattr(client.inject, "set_table", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
         load_embedding(sdxl, make_embedding("sdxl", 2, token="<oom>"))
     monkeypatch.undo()
