@@ -31,7 +31,7 @@ def test_tokenizer_reads_its_files() -> None:
 
 def test_tokenizer_that_loaded_empty_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # Offline, a folder without vocab.json gives a 2-token tokenizer instead of an error.
-    monkeypatch.setattr(testing, "write_tokenizer_files", lambda out_dir: VOCAB_SIZE)
+    monkeypatch.setattr(testing, "write_tokenizer_files", lambda out_dir, *words: VOCAB_SIZE)
     with pytest.raises(RuntimeError, match="loaded 2 tokens"):
         testing.tiny_tokenizer()
 
