@@ -3,8 +3,9 @@ and who is calling: the principal behind the bearer token, resolved once per req
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from anyio.to_thread import run_sync
 from litestar import Request
@@ -28,6 +29,25 @@ class Registry:
     engine: Engine
     store: BlobStore
     metrics: CollectorRegistry
+
+    @property
+    def inline_reads(self) -> bool:
+        """SQLite reads run on the event loop itself (see :func:`run_read`)."""
+        return self.engine.dialect.name == "sqlite"
+
+
+T = TypeVar("T")
+
+
+async def run_read(registry: Registry, work: Callable[..., T], *args: Any) -> T:
+    """Run a read-only database call. On SQLite it runs inline: a WAL read takes no lock and
+    never waits (``read_scope`` opens a deferred ``BEGIN``), and the round trip to a worker
+    thread cost more than the query itself (issue 12). Elsewhere (PostgreSQL: network I/O,
+    a pool that may be exhausted) it runs in a worker thread so the event loop never blocks.
+    Never use it for a call that writes: a SQLite write may wait for the lock."""
+    if registry.inline_reads:
+        return work(*args)
+    return await run_sync(work, *args)
 
 
 @dataclass(frozen=True)
@@ -71,7 +91,9 @@ async def caller_for(request: Request) -> Caller:
         if secret is None:
             caller = ANONYMOUS  # no database, no worker thread
         else:
-            caller = await run_sync(_resolve, request.app.state.registry, secret)
+            caller = await run_read(
+                request.app.state.registry, _resolve, request.app.state.registry, secret
+            )
         state[CALLER_STATE_KEY] = caller
     return caller
 

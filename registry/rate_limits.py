@@ -106,10 +106,16 @@ def _rule(
 ) -> DefineMiddleware | None:
     if count <= 0:
         return None
+
+    async def check_inline(request: Request) -> bool:
+        """Async, so Litestar calls it on the loop (a sync check costs a worker thread
+        round trip per rule per request, issue 12)."""
+        return bool(check(request))
+
     rule = LimitRule(
         rate_limit=(unit, count),
         exclude=_EXEMPT,
-        check_throttle_handler=check,
+        check_throttle_handler=check_inline,
         identifier_for_request=identify,
         store=f"rate_limit_{name}",  # one store per rule: keys name the class, not the rule
         what=what,

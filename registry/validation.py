@@ -154,9 +154,10 @@ def loads(raw: str | bytes, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> A
     return json_value(value, field)
 
 
-def refuse_nul_bytes(request: Request) -> None:
+async def refuse_nul_bytes(request: Request) -> None:
     """App-wide ``before_request`` hook: a NUL byte in the path or a query parameter is a 400
-    before any handler runs, so none of them sends one to PostgreSQL (which refuses it)."""
+    before any handler runs, so none of them sends one to PostgreSQL (which refuses it). Async:
+    a sync hook would cost every request a worker-thread round trip (issue 12)."""
     if "\x00" in request.scope["path"]:
         raise BadRequest("the request path must not contain NUL bytes (%00)")
     for key, value in request.query_params.multi_items():

@@ -178,25 +178,41 @@ def revoke_token(session: Session, user_id: int, token_id: int, *, admin: bool =
 def principal_for_token(session: Session, secret: str) -> Principal | None:
     """The caller behind a bearer token, or None for an unknown, revoked or expired token.
     Runs on every request that carries a token: the token and its user in one statement."""
-    row = session.exec(
-        select(ApiToken, User.username, User.is_admin)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(secret))
-    ).first()
+    t = ApiToken.__table__.c  # type: ignore[attr-defined]
+    u = User.__table__.c  # type: ignore[attr-defined]
+    row = (
+        session.connection()  # Core columns, no ORM objects: this runs on every token request
+        .execute(
+            select(
+                t.user_id,
+                t.token_hash,
+                t.scopes,
+                t.revoked_at,
+                t.expires_at,
+                u.username,
+                u.is_admin,
+            )
+            .join_from(ApiToken.__table__, User.__table__, u.id == t.user_id)  # type: ignore[attr-defined]
+            .where(t.token_hash == hash_token(secret))
+        )
+        .first()
+    )
     if row is None:
         return None
-    token, username, is_admin = row
-    if not token_matches(secret, token.token_hash):
+    if not token_matches(secret, row.token_hash):
         return None
     now = datetime.now(UTC)
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+    expires_at = row.expires_at
+    if expires_at is not None and expires_at.tzinfo is None:  # SQLite keeps no offset
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if row.revoked_at is not None or (expires_at is not None and expires_at <= now):
         return None
     return Principal(
-        user_id=token.user_id,
-        username=username,
-        scopes=frozenset(token.scopes.split()),
-        is_admin=is_admin,
-        roles=_roles(session, token.user_id),
+        user_id=row.user_id,
+        username=row.username,
+        scopes=frozenset(row.scopes.split()),
+        is_admin=row.is_admin,
+        roles=_roles(session, row.user_id),
     )
 
 

@@ -14,7 +14,7 @@ from registry.accounts.access import Principal
 from registry.context import Registry
 from registry.db import read_scope, session_scope
 
-from . import services
+from . import reads, services
 
 
 @dataclass
@@ -30,8 +30,10 @@ def plan_download(
     registry: Registry, principal: Principal | None, ns: str, name: str, ref: str, fmt: str
 ) -> DownloadPlan:
     check_format(fmt)
-    with read_scope(registry.engine) as session:
-        embedding, version = services.resolve_version(session, principal, ns, name, ref)
+    with read_scope(registry.engine) as session:  # Core rows: no ORM objects for a read
+        conn = session.connection()
+        embedding = reads.embedding_row(conn, principal, ns, name)
+        version = reads.version_row(conn, embedding, ref)
         trigger = version.trigger or embedding.trigger or f"<{name}>"
     with session_scope(registry.engine) as session:
         services.count_download(session, embedding.id)

@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, head, patch, post, put
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
 from client.core.errors import BadRequest, NotFound
 from registry import validation
 from registry.accounts.access import Principal
-from registry.context import Registry
+from registry.context import Registry, run_read
 from registry.db import read_scope, session_scope
 from registry.similarity.routes import near_duplicates_json
 
-from . import downloads, hashes, services
+from . import downloads, hashes, reads, services
 from .publish import PublishMetadata, publish_version
 from .search import SearchQuery, search_embeddings
 from .views import embedding_json, embedding_summary, lookup_json, version_json
@@ -108,13 +108,11 @@ class EmbeddingController(Controller):
         body["near_duplicates"] = near_duplicates_json(registry, principal, result.version)
         return Response(body, status_code=201 if result.created else 200)
 
-    @get("/", sync_to_thread=True, summary="An embedding with its tags and versions")
-    def info(
+    @get("/", summary="An embedding with its tags and versions")
+    async def info(
         self, registry: Registry, principal: Principal | None, namespace: str, name: str
     ) -> dict[str, Any]:
-        with read_scope(registry.engine) as session:
-            embedding = services.get_embedding(session, principal, namespace, name)
-            return embedding_json(session, embedding)
+        return await run_read(registry, _info, registry, principal, namespace, name)
 
     @patch("/", sync_to_thread=True, summary="Edit description, type, trigger, tags, license…")
     def edit(
@@ -137,23 +135,17 @@ class EmbeddingController(Controller):
         with session_scope(registry.engine) as session:
             services.delete_embedding(session, principal, namespace, name)
 
-    @get("/versions", sync_to_thread=True, summary="Every version, yanked included")
-    def versions(
+    @get("/versions", summary="Every version, yanked included")
+    async def versions(
         self, registry: Registry, principal: Principal | None, namespace: str, name: str
     ) -> dict[str, Any]:
-        with read_scope(registry.engine) as session:
-            embedding = services.get_embedding(session, principal, namespace, name)
-            tags = services.version_tags(session, embedding)
-            items = services.versions_of(session, embedding)
-            return {"items": [version_json(embedding, v, tags) for v in items]}
+        return await run_read(registry, _versions, registry, principal, namespace, name)
 
-    @get("/versions/{ref:str}", sync_to_thread=True, summary="A version by number, tag or digest")
-    def version(
+    @get("/versions/{ref:str}", summary="A version by number, tag or digest")
+    async def version(
         self, registry: Registry, principal: Principal | None, namespace: str, name: str, ref: str
     ) -> dict[str, Any]:
-        with read_scope(registry.engine) as session:
-            embedding, version = services.resolve_version(session, principal, namespace, name, ref)
-            return version_json(embedding, version, services.version_tags(session, embedding))
+        return await run_read(registry, _version, registry, principal, namespace, name, ref)
 
     @get("/versions/{ref:str}/file", sync_to_thread=True, summary="Download a version's file")
     def file(
@@ -249,8 +241,8 @@ class EmbeddingController(Controller):
             return {"starred": False, "stars": embedding.stars}
 
 
-@get("/api/v1/embeddings", sync_to_thread=True, tags=["embeddings"], summary="Browse and search")
-def browse(
+@get("/api/v1/embeddings", tags=["embeddings"], summary="Browse and search")
+async def browse(
     registry: Registry,
     principal: Principal | None,
     q: str | None = None,
@@ -263,20 +255,19 @@ def browse(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     query = SearchQuery(q, family, type_, tag, author, sort, limit, cursor)
-    with read_scope(registry.engine) as session:
-        rows, next_cursor = search_embeddings(session, principal, query)
-        return {"items": [embedding_summary(r) for r in rows], "next_cursor": next_cursor}
+    return await run_read(registry, _browse, registry, principal, query)
 
 
-@head("/api/v1/blobs/{digest:str}", sync_to_thread=True, tags=["blobs"])
-def blob_exists(registry: Registry, principal: Principal | None, digest: str) -> None:
+# text/plain: an empty body is "" (Content-Length: 0), not JSON "null" (4 bytes a client that
+# does not special-case HEAD, wrk for one, would wait for).
+@head("/api/v1/blobs/{digest:str}", tags=["blobs"], media_type=MediaType.TEXT)
+async def blob_exists(registry: Registry, principal: Principal | None, digest: str) -> None:
     """200 when a version the caller can see has this digest (so ``hub push`` can skip the
     upload); 404 otherwise, also for blobs that only private embeddings hold. The database
     answers alone: a version's blob is stored before its row and gc never deletes a blob a
     row references, so asking the store too (an S3 HEAD per request) would only add latency."""
-    with read_scope(registry.engine) as session:
-        if not services.blob_visible(session, principal, digest):
-            raise NotFound(f"blob {digest} not found")
+    if not await run_read(registry, _blob_visible, registry, principal, digest):
+        raise NotFound(f"blob {digest} not found")
 
 
 @get("/api/v1/lookup", sync_to_thread=True, tags=["blobs"], summary="Find versions by any hash")
@@ -290,6 +281,49 @@ def lookup(
     with read_scope(registry.engine) as session:
         hits = hashes.lookup(session, principal, hash_)
         return {"items": [lookup_json(h) for h in hits]}
+
+
+# The read handlers' database work: plain functions so that ``run_read`` can run them inline
+# (SQLite) or in a worker thread (PostgreSQL). Core rows, not ORM objects (see ``reads``).
+
+
+def _info(registry: Registry, principal: Principal | None, ns: str, name: str) -> dict[str, Any]:
+    with read_scope(registry.engine) as session:
+        conn = session.connection()
+        return embedding_json(conn, reads.embedding_row(conn, principal, ns, name))
+
+
+def _versions(
+    registry: Registry, principal: Principal | None, ns: str, name: str
+) -> dict[str, Any]:
+    with read_scope(registry.engine) as session:
+        conn = session.connection()
+        embedding = reads.embedding_row(conn, principal, ns, name)
+        tags, _ = reads.tags_of(conn, embedding.id)
+        items = reads.versions(conn, embedding.id)
+        return {"items": [version_json(embedding, v, tags) for v in items]}
+
+
+def _version(
+    registry: Registry, principal: Principal | None, ns: str, name: str, ref: str
+) -> dict[str, Any]:
+    with read_scope(registry.engine) as session:
+        conn = session.connection()
+        embedding = reads.embedding_row(conn, principal, ns, name)
+        version = reads.version_row(conn, embedding, ref)
+        tags, _ = reads.tags_of(conn, embedding.id)
+        return version_json(embedding, version, tags)
+
+
+def _browse(registry: Registry, principal: Principal | None, query: SearchQuery) -> dict[str, Any]:
+    with read_scope(registry.engine) as session:
+        rows, next_cursor = search_embeddings(session, principal, query)
+        return {"items": [embedding_summary(r) for r in rows], "next_cursor": next_cursor}
+
+
+def _blob_visible(registry: Registry, principal: Principal | None, digest: str) -> bool:
+    with read_scope(registry.engine) as session:
+        return reads.blob_visible(session.connection(), principal, digest)
 
 
 ROUTES = [EmbeddingController, browse, blob_exists, lookup]

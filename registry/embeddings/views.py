@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection, Row
 from sqlmodel import Session
 
 from .hashes import LookupHit
 from .models import Embedding, EmbeddingVersion
-from .services import content_tags, version_summaries, version_tags
+from .reads import tags_of, version_summaries
+
+# A model object or a Core row of the same table: both have the columns as attributes.
+EmbeddingLike = Embedding | Row
+VersionLike = EmbeddingVersion | Row
 
 
 def version_json(
-    embedding: Embedding, version: EmbeddingVersion, tags: dict[str, int] | None = None
+    embedding: EmbeddingLike, version: VersionLike, tags: dict[str, int] | None = None
 ) -> dict[str, Any]:
     return {
         "namespace": embedding.namespace,
@@ -38,7 +43,7 @@ def version_json(
     }
 
 
-def embedding_summary(embedding: Embedding) -> dict[str, Any]:
+def embedding_summary(embedding: EmbeddingLike) -> dict[str, Any]:
     return {
         "namespace": embedding.namespace,
         "name": embedding.name,
@@ -55,11 +60,13 @@ def embedding_summary(embedding: Embedding) -> dict[str, Any]:
     }
 
 
-def embedding_json(session: Session, embedding: Embedding) -> dict[str, Any]:
-    tags = version_tags(session, embedding)
+def embedding_json(session: Session | Connection, embedding: EmbeddingLike) -> dict[str, Any]:
+    """The embedding with its tags and version list: two statements after the embedding's."""
+    conn = session.connection() if isinstance(session, Session) else session
+    tags, content = tags_of(conn, embedding.id)
     return {
         **embedding_summary(embedding),
-        "tags": content_tags(session, embedding),
+        "tags": content,
         "version_tags": tags,
         "latest": tags.get("latest"),
         "versions": [
@@ -71,7 +78,7 @@ def embedding_json(session: Session, embedding: Embedding) -> dict[str, Any]:
                 "yanked": v.yanked,
                 "created_at": v.created_at.isoformat(),
             }
-            for v in version_summaries(session, embedding)
+            for v in version_summaries(conn, embedding.id)
         ],
     }
 
