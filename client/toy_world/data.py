@@ -70,7 +70,12 @@ SEEN: tuple[tuple[str, str], ...] = tuple(
 )
 
 
-def shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+STAR_INNER = 0.42  # inner radius of the star's points, in radii
+
+
+def shape_polygon(
+    shape: str, cx: float, cy: float, r: float, inner: float = STAR_INNER
+) -> list[tuple[float, float]]:
     """Outline points of the polygonal shapes (square, triangle, star), upright."""
     if shape == "square":
         h = r * 0.85
@@ -81,15 +86,18 @@ def shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[floa
     if shape == "star":
         points = []
         for k in range(10):
-            rad = r if k % 2 == 0 else r * 0.42
+            rad = r if k % 2 == 0 else r * inner
             a = -math.pi / 2 + k * math.pi / 5
             points.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
         return points
     raise ValueError(f"{shape!r} is not a polygon shape")
 
 
-def shape_mask(shape: str, cx: float, cy: float, r: float, size: int = SIZE) -> np.ndarray:
-    """Coverage in [0, 1] of the shape on a ``size`` x ``size`` grid (antialiased)."""
+def shape_mask(
+    shape: str, cx: float, cy: float, r: float, size: int = SIZE, inner: float = STAR_INNER
+) -> np.ndarray:
+    """Coverage in [0, 1] of the shape on a ``size`` x ``size`` grid (antialiased); ``inner``
+    is a star's inner radius (the judge also tries fatter stars)."""
     s = SUPERSAMPLE
     canvas = Image.new("L", (size * s, size * s), 0)
     draw = ImageDraw.Draw(canvas)
@@ -100,7 +108,8 @@ def shape_mask(shape: str, cx: float, cy: float, r: float, size: int = SIZE) -> 
             inner = rr * 0.55
             draw.ellipse((x - inner, y - inner, x + inner, y + inner), fill=0)
     else:
-        draw.polygon([(px * s, py * s) for px, py in shape_polygon(shape, cx, cy, r)], fill=255)
+        points = shape_polygon(shape, cx, cy, r, inner)
+        draw.polygon([(px * s, py * s) for px, py in points], fill=255)
     small = canvas.resize((size, size), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.float32) / 255.0
 

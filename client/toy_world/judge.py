@@ -31,6 +31,11 @@ _EXTENT = {
     "triangle": (2.1, 1.85, 0.075),
     "star": (1.902, 1.809, 0.0955),
 }
+_SEARCH = [
+    (s, dx, dy) for s in (0.9, 1.0, 1.1) for dx, dy in ((0, 0), (0, -1), (0, 1), (-1, 0), (1, 0))
+]
+# Generated stars come with fatter points than drawn ones; try those too.
+_INNER = {"star": (0.42, 0.55)}
 _PALETTE = np.array(list(COLOURS.values()), np.float32)
 _NAMES = list(COLOURS)
 
@@ -72,10 +77,15 @@ def judge_shape(mask: np.ndarray) -> tuple[str, float]:
     best, best_iou = NONE, -1.0
     for shape in SHAPES:
         kw, kh, drop = _EXTENT[shape]
-        for r in {w / kw, h / kh, (w / kw + h / kh) / 2}:
+        r0 = (w / kw + h / kh) / 2
+        # A small search around the box's fit: generated shapes have blunt corners and soft
+        # edges, and a star judged at its box alone loses to the circle around it.
+        fits = [(s, dx, dy, i) for s, dx, dy in _SEARCH for i in _INNER.get(shape, (0.42,))]
+        for scale, dx, dy, inner in fits:
+            r = r0 * scale
             if r < 1.0:
                 continue
-            cover = shape_mask(shape, bx, by + drop * r, r, mask.shape[0]) >= 0.5
+            cover = shape_mask(shape, bx + dx, by + drop * r + dy, r, mask.shape[0], inner) >= 0.5
             inter = float((cover * target).sum())
             union = float(np.maximum(cover, target).sum())
             iou = inter / union if union else 0.0
