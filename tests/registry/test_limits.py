@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from registry.cli import app as cli
 from tests.registry.helpers import Hub, assert_problem, auth
-from tests.services import free_port
+from tests.services import free_port, wait_until_serving
 
 BIN = Path(sys.executable).parent / "lexicon-registry"
 HEADER_TIMEOUT_S = 2.0
@@ -73,16 +73,7 @@ def _serve(tmp: Path, **settings: str) -> Iterator[Served]:
             env=env,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer within 60s"
-            time.sleep(0.2)
+        wait_until_serving(proc, f"http://127.0.0.1:{port}", log)
         yield Served(port, token, log)
     finally:
         proc.terminate()

@@ -7,7 +7,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from registry.app import create_app
 from registry.cli import app as cli
 from registry.settings import Settings
 from tests.registry.helpers import Hub, auth, embedding_bytes, random_vectors
-from tests.services import free_port
+from tests.services import free_port, wait_until_serving
 
 BIN = Path(sys.executable).parent / "lexicon-registry"
 
@@ -117,16 +116,7 @@ def test_serve_answers_health_checks(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer within 60s"
-            time.sleep(0.2)
+        wait_until_serving(proc, base, tmp_path / "serve.log")
         ready = httpx.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 200 and ready.json()["ready"] is True
         assert (data / "registry.db").exists()

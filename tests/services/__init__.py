@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,3 +38,18 @@ def wait_until(ready: Callable[[], bool], *, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not come up within {timeout:.0f}s")
+
+
+def wait_until_serving(proc: Any, base_url: str, log: Path, *, timeout: float = 60) -> None:
+    """Wait for a ``lexicon-registry serve`` subprocess to answer ``/healthz``; if it exits
+    first, fail with its log (a crash at start-up says why)."""
+    import httpx
+
+    def healthy() -> bool:
+        assert proc.poll() is None, log.read_text()
+        try:
+            return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout=timeout, what=f"lexicon-registry serve at {base_url}")
