@@ -26,13 +26,9 @@ class FamilyName(StrEnum):
     sdxl = "sdxl"
 
 
-@dev_app.command("tiny-pipeline")
-def tiny_pipeline_cmd(
-    out: Path = typer.Argument(..., help="Folder to write the pipeline into (save_pretrained)."),
-    family: FamilyName = typer.Option(FamilyName.sd1, "--family", help="Base-model family."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
-) -> None:
-    """Write a tiny random-weight pipeline that ``from_pretrained(OUT)`` loads offline."""
+def _prepare_output(out: Path) -> None:
+    """Both commands write a pipeline folder: refuse a non-empty one (exit 2) and a missing
+    diffusers extra (exit 1) before any work, and never reach for the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if out.exists() and any(out.iterdir()):
         typer.echo(f"error: {out} exists and is not empty; pick a new folder", err=True)
@@ -47,6 +43,16 @@ def tiny_pipeline_cmd(
             err=True,
         )
         raise typer.Exit(1) from None
+
+
+@dev_app.command("tiny-pipeline")
+def tiny_pipeline_cmd(
+    out: Path = typer.Argument(..., help="Folder to write the pipeline into (save_pretrained)."),
+    family: FamilyName = typer.Option(FamilyName.sd1, "--family", help="Base-model family."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
+) -> None:
+    """Write a tiny random-weight pipeline that ``from_pretrained(OUT)`` loads offline."""
+    _prepare_output(out)
     from client.testing import pipeline_class, save_tiny_pipeline
 
     save_tiny_pipeline(family.value, out, seed=seed)
@@ -67,20 +73,7 @@ def toy_world_cmd(
 ) -> None:
     """Write the toy world's trained pipeline (coloured shapes; "a red circle" draws one) that
     ``StableDiffusionPipeline.from_pretrained(OUT)`` loads offline; its embeddings are sd1."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if out.exists() and any(out.iterdir()):
-        typer.echo(f"error: {out} exists and is not empty; pick a new folder", err=True)
-        raise typer.Exit(2)
-    try:
-        import diffusers  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        typer.echo(
-            f"error: {exc}; install the diffusers extra: pip install 'lexicon-hub[diffusers]'",
-            err=True,
-        )
-        raise typer.Exit(1) from None
+    _prepare_output(out)
     from client.toy_world.build import BuildConfig, build_toy_pipeline
     from client.toy_world.pipeline import load_toy_pipeline, save_toy_pipeline
 
