@@ -17,6 +17,7 @@ from registry.openapi import ProblemDocumentedJson
 from registry.problems import EXCEPTION_HANDLERS
 from registry.rate_limits import rate_limit_middleware
 from registry.settings import Settings
+from registry.similarity.index import warm_in_background
 from registry.similarity.routes import ROUTES as SIMILARITY_ROUTES
 from registry.storage import blob_store_from_settings
 from registry.training.routes import ROUTES as TRAINING_ROUTES
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         # A backstop; each route's own cap is enforced earlier, by registry/limits.py.
         request_max_body_size=limits.largest_body(registry.settings),
+        on_startup=[lambda: warm_in_background(registry.engine)],
         on_shutdown=[lambda: registry.engine.dispose()],
     )
     app.state.registry = registry

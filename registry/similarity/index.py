@@ -13,6 +13,7 @@ and deletions are not cached here: the caller filters candidates through the dat
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
@@ -22,7 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from .summaries import DTYPE, combined
+from client.core.families import FAMILIES
+
+from .summaries import DTYPE
+
+log = logging.getLogger(__name__)
 
 # Version ids below the newest seen that a slow concurrent publish may still commit.
 LATE_COMMIT_WINDOW = 1000
@@ -44,15 +49,22 @@ class FamilyMatrix:
         self.embedding_ids = np.zeros(64, np.int64)
 
     def append(self, vector: np.ndarray, version_id: int, embedding_id: int) -> None:
-        if self.count == len(self.rows):
-            grow = len(self.rows)
-            self.rows = np.concatenate([self.rows, np.zeros((grow, self.dims), np.float32)])
-            self.version_ids = np.concatenate([self.version_ids, np.zeros(grow, np.int64)])
-            self.embedding_ids = np.concatenate([self.embedding_ids, np.zeros(grow, np.int64)])
-        self.rows[self.count] = vector
-        self.version_ids[self.count] = version_id
-        self.embedding_ids[self.count] = embedding_id
-        self.count += 1
+        self.extend(vector[None, :], np.array([version_id]), np.array([embedding_id]))
+
+    def extend(self, block: np.ndarray, version_ids: np.ndarray, embedding_ids: np.ndarray) -> None:
+        """Append rows; capacity doubles, so growing to N rows copies O(N) in all."""
+        needed = self.count + len(block)
+        if needed > len(self.rows):
+            capacity = len(self.rows)
+            while capacity < needed:
+                capacity *= 2
+            self.rows = _grown(self.rows, capacity)
+            self.version_ids = _grown(self.version_ids, capacity)
+            self.embedding_ids = _grown(self.embedding_ids, capacity)
+        self.rows[self.count : needed] = block
+        self.version_ids[self.count : needed] = version_ids
+        self.embedding_ids[self.count : needed] = embedding_ids
+        self.count = needed
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         return self.rows[: self.count] @ query
@@ -93,21 +105,49 @@ class SimilarityIndex:
             ).bindparams(_expanding("ids")),
             {"ids": version_ids},
         ).all()
-        grouped: dict[int, tuple[str, int, dict[str, np.ndarray]]] = {}
+        grouped: dict[int, tuple[str, int, dict[str, bytes]]] = {}
         for version_id, encoder, vector, family, embedding_id in rows:
             entry = grouped.setdefault(version_id, (family, embedding_id, {}))
-            entry[2][encoder] = np.frombuffer(bytes(vector), DTYPE)
+            entry[2][encoder] = bytes(vector)
+        by_family: dict[str, list[int]] = {}
         for version_id in sorted(grouped):
-            family, embedding_id, parts = grouped[version_id]
-            vector = combined(family, parts)
-            if vector is None:
-                continue
-            matrix = self.families.get(family)
-            if matrix is None:
-                matrix = self.families[family] = FamilyMatrix(len(vector))
-            matrix.append(vector, version_id, embedding_id)
-            self.seen.add(version_id)
-            self.highest = max(self.highest, version_id)
+            by_family.setdefault(grouped[version_id][0], []).append(version_id)
+        for family, ids in by_family.items():
+            self._append_block(family, ids, grouped)
+
+    def _append_block(
+        self, family: str, ids: list[int], grouped: dict[int, tuple[str, int, dict[str, bytes]]]
+    ) -> None:
+        """Append a family's versions in one bulk step (one join of bytes and one reshape per
+        encoder, not one small array per row: 100,000 rows load in well under a second); the
+        result equals ``combined`` row by row. Versions lacking an encoder are skipped."""
+        encoders = FAMILIES[family].encoders if family in FAMILIES else {}
+        complete = [
+            v
+            for v in ids
+            if encoders
+            and all(
+                len(grouped[v][2].get(e, b"")) == w * DTYPE.itemsize for e, w in encoders.items()
+            )
+        ]
+        if not complete:
+            return
+        scale = np.float32(1.0 / np.sqrt(len(encoders)))
+        block = np.concatenate(
+            [
+                np.frombuffer(b"".join(grouped[v][2][e] for v in complete), DTYPE).reshape(-1, w)
+                for e, w in encoders.items()
+            ],
+            axis=1,
+        )
+        block = (block * scale).astype(np.float32)
+        matrix = self.families.get(family)
+        if matrix is None:
+            matrix = self.families[family] = FamilyMatrix(block.shape[1])
+        embedding_ids = np.array([grouped[v][1] for v in complete], np.int64)
+        matrix.extend(block, np.array(complete, np.int64), embedding_ids)
+        self.seen.update(complete)
+        self.highest = max(self.highest, complete[-1])
 
     def nearest(
         self, family: str, query: np.ndarray, count: int, skip_embedding: int | None = None
@@ -138,6 +178,12 @@ class SimilarityIndex:
         return out
 
 
+def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
+    out = np.zeros((capacity, *array.shape[1:]), array.dtype)
+    out[: len(array)] = array
+    return out
+
+
 def _expanding(name: str):
     from sqlalchemy import bindparam
 
@@ -155,3 +201,20 @@ def index_for(engine: Engine) -> SimilarityIndex:
         if index is None:
             index = _INDEXES[engine] = SimilarityIndex()
         return index
+
+
+def warm_in_background(engine: Engine) -> threading.Thread:
+    """Load the engine's index on a daemon thread at app start, so no request pays the first
+    load (docs/PERFORMANCE.md); a request arriving meanwhile waits on the index lock instead of
+    loading twice. A failure is logged only: the first request then loads as before."""
+
+    def load() -> None:
+        try:
+            with Session(engine) as session:
+                index_for(engine).refresh(session)
+        except Exception:  # noqa: BLE001 - a warm-up must never stop the app
+            log.exception("similarity index warm-up failed; the first request will load it")
+
+    thread = threading.Thread(target=load, name="similarity-warm", daemon=True)
+    thread.start()
+    return thread
