@@ -1,7 +1,7 @@
 """Record what DVAR sees on the toy world: our loop on a held-out concept with a rule that never
 fires (fraction 1e-9), so the whole fixed-batch evaluation-loss curve and the judge's accuracy
 every ``--eval-every`` steps come back together. Written as JSON; replay candidate stop rules on it
-offline (no torch needed for the replay) to see where each would stop and at what accuracy."""
+offline (no training) to see where each would stop and at what accuracy."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ CANDIDATES = [
     ("window 10, fires twice in a row", 10, 0.15, 2),
     ("window 10, fires 5 in a row", 10, 0.15, 5),
     ("window 10, fraction 0.10", 10, 0.10, 1),
+    ("window 20, fraction 0.10 (default 2,000-step job)", 20, 0.10, 1),
 ]
 
 
