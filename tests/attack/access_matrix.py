@@ -21,74 +21,25 @@ Private things answer 404 to whoever may not see them, never 403 (their existenc
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from tests.attack.access_matrix_web import WEB_ROWS
+from tests.attack.access_vocabulary import (
+    ACCOUNT,
+    CALLERS,
+    EVERYONE,
+    JOB_SEEN,
+    LIST,
+    READ,
+    STAR,
+    WORKER_ONLY,
+    E,
+    J,
+    Row,
+    _json,
+    owner_only,
+    write,
+)
 
-CALLERS = ["anon", "outsider", "member", "maint", "owner", "admin", "worker", "revoked", "expired"]
-RESOURCES = {"pub": "acme/pub", "user": "olivia/secret", "org": "acme/brand"}
-JOB_NAMESPACES = {"user": "olivia", "org": "acme"}
-
-# Answers shared by many rows.
-READ = {
-    "pub": "200 200 200 200 200 200 200 200 200",
-    "user": "404 404 404 404 200 200 404 404 404",
-    "org": "404 404 200 200 200 200 404 404 404",
-}
-LIST = {k: v.replace("200", "L").replace("404", "H") for k, v in READ.items()}
-STAR = {**READ, "pub": "401 200 200 200 200 200 403 401 401"}
-
-
-def write(ok: str) -> dict[str, str]:
-    """Namespace writers (owner, maintainer in the org, admin); readers see but may not write."""
-    return {
-        "pub": f"401 403 403 {ok} {ok} {ok} 403 401 401",
-        "user": f"404 404 404 404 {ok} {ok} 404 404 404",
-        "org": f"404 404 403 {ok} {ok} {ok} 404 404 404",
-    }
-
-
-def owner_only(ok: str) -> dict[str, str]:
-    return {
-        "pub": f"401 403 403 403 {ok} {ok} 403 401 401",
-        "user": f"404 404 404 404 {ok} {ok} 404 404 404",
-        "org": f"404 404 403 403 {ok} {ok} 404 404 404",
-    }
-
-
-ACCOUNT = "401 200 200 200 200 200 403 401 401"  # any user token with read
-JOB_SEEN = {
-    "user": "404 404 404 404 200 200 404 404 404",
-    "org": "404 404 200 200 200 200 404 404 404",
-}
-WORKER_ONLY = "401 403 403 403 403 409 200 401 401"  # the worker holding the lease
-EVERYONE = "200 200 200 200 200 200 200 200 200"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One route. ``path`` and ``body`` are built per cell from a :class:`Cell`; ``prepare``
-    runs before the cell (as the owner) to make what the request consumes."""
-
-    method: str
-    template: str  # the route as the app declares it, without :type converters
-    label: str
-    expect: dict[str, str]
-    path: Callable[[Any], str]
-    body: Callable[[Any], dict[str, Any]] = lambda c: {}
-    prepare: Callable[[Any], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-E = "/api/v1/embeddings/{namespace}/{name}"
-J = "/api/v1/training-jobs/{job_id}"
-
-
-def _json(data: dict[str, Any]) -> Callable[[Any], dict[str, Any]]:
-    return lambda c: {"json": data}
-
-
-ROWS: list[Row] = [
+API_ROWS: list[Row] = [
     # -- reading an embedding -------------------------------------------------------------
     Row("GET", E, "info", READ, lambda c: c.base),
     Row("GET", f"{E}/versions", "versions", READ, lambda c: f"{c.base}/versions"),
@@ -386,68 +337,9 @@ ROWS: list[Row] = [
     Row("GET", "/healthz", "health", {"-": EVERYONE}, lambda c: "/healthz"),
     Row("GET", "/readyz", "readiness", {"-": EVERYONE}, lambda c: "/readyz"),
     Row("GET", "/metrics", "metrics", {"-": EVERYONE}, lambda c: "/metrics"),
-    # -- web pages (registry/web): a bearer token counts as the page's caller too; every form
-    # post without its CSRF token is refused (403) before any rule runs -------------------
-    Row("GET", "/", "home page", {"-": EVERYONE}, lambda c: "/"),
-    Row("GET", "/search", "search page", {"-": EVERYONE}, lambda c: "/search?q=pub"),
-    Row(
-        "GET",
-        "/embeddings/{namespace}/{name}",
-        "embedding page",
-        READ,
-        lambda c: f"/embeddings/{c.ref}",
-    ),
-    Row("GET", "/u/{namespace}", "namespace page", {"-": EVERYONE}, lambda c: "/u/acme"),
-    Row("GET", "/signin", "sign-in page", {"-": EVERYONE}, lambda c: "/signin"),
-    Row(
-        "GET",
-        "/tokens",
-        "tokens page",
-        {"-": "302 200 200 200 200 200 403 302 302"},
-        lambda c: "/tokens",
-    ),
-    Row(
-        "GET",
-        "/train",
-        "training form",
-        {"-": "302 200 200 200 200 200 403 302 302"},
-        lambda c: "/train",
-    ),
-    Row("GET", "/jobs/{job_id}", "training job page", JOB_SEEN, lambda c: f"/jobs/{c.job}"),
-    Row(
-        "GET",
-        "/jobs/{job_id}/progress",
-        "training job progress (page JSON)",
-        JOB_SEEN,
-        lambda c: f"/jobs/{c.job}/progress",
-    ),
-    Row(
-        "GET",
-        "/u/{namespace}/members",
-        "org members page",
-        {"-": "404 404 200 200 200 200 404 404 404"},
-        lambda c: "/u/acme/members",
-    ),
-    Row("GET", "/static/{file_path}", "static file", {"-": EVERYONE}, lambda c: "/static/hub.css"),
-    *[
-        Row("POST", template, f"{label} form without CSRF", {"-": " ".join(["403"] * 9)}, path)
-        for template, label, path in (
-            ("/signin", "sign-in", lambda c: "/signin"),
-            ("/signout", "sign-out", lambda c: "/signout"),
-            ("/tokens", "new token", lambda c: "/tokens"),
-            ("/tokens/{token_id}/revoke", "revoke token", lambda c: "/tokens/1/revoke"),
-            ("/embeddings/{namespace}/{name}/star", "star", lambda c: "/embeddings/acme/pub/star"),
-            ("/train", "training job", lambda c: "/train"),
-            ("/u/{namespace}/members", "set member", lambda c: "/u/acme/members"),
-            (
-                "/u/{namespace}/members/{username}/remove",
-                "remove member",
-                lambda c: "/u/acme/members/rita/remove",
-            ),
-            ("/jobs/{job_id}/cancel", "cancel job", lambda c: "/jobs/tj_0/cancel"),
-        )
-    ],
 ]
+
+ROWS = API_ROWS + WEB_ROWS
 
 
 def cells() -> list[tuple[Row, str, str, str]]:

@@ -14,7 +14,8 @@ from sqlmodel import select
 from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken
 from registry.db import session_scope
-from tests.attack.access_matrix import CALLERS, JOB_NAMESPACES, RESOURCES, ROWS, Row, cells
+from tests.attack.access_matrix import ROWS, cells
+from tests.attack.access_vocabulary import CALLERS, JOB_NAMESPACES, RESOURCES, Row
 from tests.registry.helpers import Hub, auth, embedding_bytes
 from tests.training.conftest import job_params, png
 
