@@ -34,7 +34,7 @@ from client.core.writers import FORMATS
 from registry import validation
 from registry.embeddings import hashes, search
 from registry.embeddings.models import ConceptType, Visibility
-from registry.embeddings.publish import _TEXT_LIMITS, MAX_TAGS
+from registry.embeddings.publish import MAX_TAGS, TEXT_LIMITS
 from registry.similarity import services as similarity
 from registry.training.metadata import TrainingInfo
 
@@ -148,7 +148,7 @@ def _no_nul_strings(schema: Any) -> Any:
 
 def _metadata_schema() -> dict[str, Any]:
     """PATCH's body: what ``PublishMetadata.validate`` accepts (text limits of the columns)."""
-    properties: dict[str, Any] = {k: _text(n) for k, n in _TEXT_LIMITS.items()}
+    properties: dict[str, Any] = {k: _text(n) for k, n in TEXT_LIMITS.items()}
     properties["type"] = {"type": "string", "enum": [t.value for t in ConceptType]}
     properties["visibility"] = {"type": "string", "enum": [v.value for v in Visibility]}
     properties["tags"] = {"type": "array", "items": SLUG, "maxItems": MAX_TAGS}

@@ -80,7 +80,7 @@ class PublishMetadata:
     def validate(self) -> None:
         # Lengths are the columns' (models.py): PostgreSQL refuses longer text, SQLite would
         # store it, and a refusal at the INSERT would come after the blob was stored.
-        for name, limit in _TEXT_LIMITS.items():
+        for name, limit in TEXT_LIMITS.items():
             validation.text(getattr(self, name), name, limit)
         if self.type is not None and self.type not in {t.value for t in ConceptType}:
             raise BadRequest(f"unknown type {self.type!r}; use style, object, subject or negative")
@@ -103,7 +103,7 @@ class PublishMetadata:
 
 MAX_TAGS = 32
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_TEXT_LIMITS = {
+TEXT_LIMITS = {
     "trigger": 100,
     "base_model": 200,
     "type": 16,
@@ -302,7 +302,7 @@ def _index_hashes(
 def _check_header_fields(vectors: Vectors) -> None:
     """The file's own token and source format become columns too: hold them to the same
     limits as the metadata fields, before the blob is stored."""
-    validation.text(vectors.token, "lexicon.token (the file's trigger)", _TEXT_LIMITS["trigger"])
+    validation.text(vectors.token, "lexicon.token (the file's trigger)", TEXT_LIMITS["trigger"])
     validation.text(vectors.source_format, "lexicon.source_format", 40)
 
 

@@ -33,7 +33,7 @@ def _files(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _read_files(value: Any, field: str) -> list[tuple[str | None, bytes]]:
+def read_files(value: Any, field: str) -> list[tuple[str | None, bytes]]:
     out = []
     for item in _files(value):
         if not hasattr(item, "file"):
@@ -79,7 +79,7 @@ class TrainingJobController(Controller):
     )
     def submit(self, registry: Registry, principal: Principal | None, data: Multipart) -> dict:
         request = JobRequest.from_dict(_json_field(data.get("params"), "params"))
-        images = _read_files(data.get("images"), "images")
+        images = read_files(data.get("images"), "images")
         sub = services.Submission(request, images)
         job = services.submit_job(
             registry.engine, registry.store, registry.settings, principal, sub
@@ -136,7 +136,7 @@ class TrainingJobController(Controller):
     def put_checkpoint(
         self, registry: Registry, principal: Principal | None, job_id: str, data: Multipart
     ) -> dict[str, Any]:
-        files = _read_files(data.get("file"), "file")
+        files = read_files(data.get("file"), "file")
         step = validation.plain_decimal(str(_text(data.get("step")) or ""))
         if not files or step is None or step > 2**31 - 1:  # a 32-bit column
             raise BadRequest("send multipart fields 'lease', 'step' (an integer) and 'file'")
@@ -156,7 +156,7 @@ class TrainingJobController(Controller):
     def complete(
         self, registry: Registry, principal: Principal | None, job_id: str, data: Multipart
     ) -> dict[str, Any]:
-        files = _read_files(data.get("file"), "file")
+        files = read_files(data.get("file"), "file")
         if len(files) != 1:
             raise BadRequest("send the trained embedding (canonical safetensors) as 'file'")
         metadata = data.get("metadata")
@@ -164,7 +164,7 @@ class TrainingJobController(Controller):
             lease=_text(data.get("lease")),
             idempotency_key=_text(data.get("idempotency_key")),
             data=files[0][1],
-            previews=_read_files(data.get("previews"), "previews"),
+            previews=read_files(data.get("previews"), "previews"),
             metadata=_json_field(metadata, "metadata") if metadata not in (None, "") else {},
         )
         if not isinstance(done.metadata, dict):

@@ -24,7 +24,7 @@ from registry.embeddings import services as embeddings
 from registry.training import services as training
 from registry.training.metadata import served_previews
 from registry.training.models import TrainingWorker
-from registry.training.routes import MAX_SUBMIT_BYTES, _read_files
+from registry.training.routes import MAX_SUBMIT_BYTES, read_files
 from registry.training.views import job_json
 
 from .charts import loss_chart
@@ -106,7 +106,7 @@ def submit(request: Request, registry: Registry, data: Multipart) -> Any:
         return Redirect("/signin?next=/train", status_code=303)
     values = {k: data.get(k) for k in (*FIELDS, "steps", "private") if isinstance(data.get(k), str)}
     try:
-        images = _read_files(data.get("images"), "images")
+        images = read_files(data.get("images"), "images")
         if len(images) < MIN_FORM_IMAGES:
             raise BadRequest(
                 f"{len(images)} image(s) chosen; train from {MIN_FORM_IMAGES}-{MAX_IMAGES} "
