@@ -175,21 +175,30 @@ def is_malformed(training: Any) -> bool:
     return not isinstance(previews, list) or len(recorded_previews(training)) != len(previews)
 
 
-def served_previews(session: Session, embedding: Embedding, version: EmbeddingVersion) -> set[str]:
-    """The preview digests the preview route may serve for ``version``: those recorded by the
-    ``complete`` of the training job that produced it. The job row proves it (its target is this
-    embedding and its result is this version's digest, both written by the server), so a row
-    holding user-written previews from before validation serves nothing."""
-    previews = recorded_previews(version.training)
-    job_id = version.training.get("job") if previews else None  # type: ignore[union-attr]
-    if not isinstance(job_id, str):
-        return set()
-    job = session.get(TrainingJob, job_id)
+def producing_job(
+    session: Session, embedding: Embedding, version: EmbeddingVersion
+) -> TrainingJob | None:
+    """The training job that published ``version``, or None. The job row proves it (its target
+    is this embedding and its result is this version's digest, both written by the server), so a
+    user-written ``training.job`` proves nothing."""
+    training = version.training if isinstance(version.training, dict) else {}
+    job_id = training.get("job")
+    job = session.get(TrainingJob, job_id) if isinstance(job_id, str) else None
     if (
         job is None
         or job.namespace != embedding.namespace
         or job.name != embedding.name
         or job.result_digest != version.digest
     ):
+        return None
+    return job
+
+
+def served_previews(session: Session, embedding: Embedding, version: EmbeddingVersion) -> set[str]:
+    """The preview digests the preview route may serve for ``version``: those recorded by the
+    ``complete`` of the training job that produced it, so a row holding user-written previews
+    from before validation serves nothing."""
+    previews = recorded_previews(version.training)
+    if not previews or producing_job(session, embedding, version) is None:
         return set()
     return {p["digest"] for p in previews}

@@ -21,8 +21,7 @@ from registry.embeddings import services as embeddings
 from registry.embeddings.models import ConceptType, Star
 from registry.embeddings.search import SORTS, SearchQuery, search_embeddings
 from registry.similarity.services import similar_embeddings
-from registry.training.metadata import recorded_previews, served_previews
-from registry.training.models import TrainingJob
+from registry.training.metadata import producing_job, recorded_previews
 
 from .charts import loss_chart
 from .principal import page_principal
@@ -182,18 +181,11 @@ def _trained_here(session: Any, embedding: Any, version: Any) -> dict[str, Any] 
     """Training details only the registry can vouch for: the job that published ``version`` (its
     row names this embedding and this digest), its image count and step, and the previews the
     preview route serves. None when the version was not trained here."""
-    training = version.training if isinstance(version.training, dict) else {}
-    job = (
-        session.get(TrainingJob, training["job"]) if isinstance(training.get("job"), str) else None
-    )
-    if (
-        job is None
-        or (job.namespace, job.name) != (embedding.namespace, embedding.name)
-        or job.result_digest != version.digest
-    ):
+    job = producing_job(session, embedding, version)
+    if job is None:
         return None
-    served = served_previews(session, embedding, version)
-    previews = [p for p in recorded_previews(training) if p["digest"] in served]
+    # the job is proven, so every recorded preview is one the preview route serves
+    previews = recorded_previews(version.training)
     return {"job": job.id, "images": len(job.images), "steps": job.step, "previews": previews}
 
 
