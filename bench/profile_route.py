@@ -87,6 +87,12 @@ def main() -> None:
     parser.add_argument("--path", help="GET this path instead of a named route (e.g. /healthz)")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--token", action="store_true", help="send the bench user's token")
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="keep the per-token and anonymous limits on (caps too high to refuse), as in "
+        "production; by default they are off, as in bench/read_path.py",
+    )
     args = parser.parse_args()
 
     import bare_app
@@ -104,8 +110,8 @@ def main() -> None:
             data_dir=Path(tmp),
             database_url=url,
             log_level="WARNING",
-            rate_limit_anonymous_per_second=0,
-            rate_limit_token_per_second=0,
+            rate_limit_anonymous_per_second=10**9 if args.rate_limits else 0,
+            rate_limit_token_per_second=10**9 if args.rate_limits else 0,
         )
         app = create_app(settings)
         from litestar.testing import TestClient

@@ -80,3 +80,40 @@ def test_anonymous_traffic_is_limited_but_health_checks_are_not(make_hub, backen
     for _ in range(5):
         assert hub.client.get("/healthz").status_code == 200
         assert hub.client.get("/readyz").status_code == 200
+
+
+def test_answers_carry_the_limit_that_counted_them(make_hub, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """RateLimit-* headers (IETF draft) name the first rule that counted the request; exempt
+    paths carry none. A sign-up without a token counts against sign-in and anonymous traffic,
+    and reports the sign-in budget."""
+    hub: Hub = make_hub(
+        backend,
+        rate_limit_anonymous_per_second=50,
+        rate_limit_token_per_second=40,
+        rate_limit_signin_per_minute=7,
+        open_signup=True,
+    )
+    token = hub.user("alice")
+    anonymous = hub.client.get("/api/v1/embeddings")
+    assert anonymous.headers["ratelimit-limit"] == "50"
+    assert anonymous.headers["ratelimit-policy"] == "50; w=1"
+    assert 0 <= int(anonymous.headers["ratelimit-remaining"]) < 50
+    assert 0 <= int(anonymous.headers["ratelimit-reset"]) <= 1
+    with_token = hub.client.get("/api/v1/whoami", headers=auth(token))
+    assert with_token.headers["ratelimit-policy"] == "40; w=1"
+    sign_up = hub.client.post("/api/v1/users", json={"username": "bob", "password": "x" * 12})
+    assert sign_up.status_code == 201, sign_up.text
+    assert sign_up.headers["ratelimit-policy"] == "7; w=60"
+    assert sign_up.headers["ratelimit-remaining"] == "6"
+    assert "ratelimit-limit" not in hub.client.get("/healthz").headers
+
+
+def test_a_refusal_reports_the_exhausted_budget(make_hub, backend: str) -> None:  # type: ignore[no-untyped-def]
+    hub: Hub = make_hub(backend, rate_limit_failed_auth_per_minute=2)
+    for i in range(2):
+        assert hub.client.get("/api/v1/whoami", headers=auth(f"lxh_guess{i}")).status_code == 401
+    refused = hub.client.get("/api/v1/whoami", headers=auth("lxh_guess2"))
+    _assert_rate_limited(refused)
+    assert refused.headers["ratelimit-policy"] == "2; w=60"
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert "x-request-id" in refused.headers
