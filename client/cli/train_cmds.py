@@ -105,9 +105,13 @@ def train(
     ],
     vectors: Annotated[int, typer.Option(help="Vectors per token (1-16).")] = 1,
     type_: Annotated[Concept, typer.Option("--type", help="object or style.")] = Concept.object,
-    family: Annotated[FamilyName | None, typer.Option(help="Base-model family.")] = None,
+    family: Annotated[
+        FamilyName | None,
+        typer.Option(help="Base-model family; default: the family the registry's workers serve."),
+    ] = None,
     base_model: Annotated[
-        str | None, typer.Option("--base-model", help="Base-model id (implies its family).")
+        str | None,
+        typer.Option("--base-model", help="Base-model id (implies its family); default: any."),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps (cap).")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,

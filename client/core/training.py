@@ -19,7 +19,7 @@ of those tokens' vectors (the reference script refuses such words; averaging kee
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import BadRequest
@@ -253,11 +253,12 @@ WORKER_ONLY_PARAMS = frozenset({"device", "compile"})
 class JobRequest:
     """The ``params`` JSON of ``POST /api/v1/training-jobs``: where to publish, for which base
     model, and the :class:`TrainingParams` (flat, same keys; ``type`` is accepted for
-    ``concept``). ``family`` comes from ``base_model`` when that is a known id; either one is
-    required, and they must agree."""
+    ``concept``). ``family`` comes from ``base_model`` when that is a known id, and they must
+    agree. Neither is required: a job that names no family (``None`` here) trains for the one
+    the registry's live workers serve, resolved when it is queued (:meth:`for_family`)."""
 
     target: str  # "namespace/name"
-    family: str
+    family: str | None
     params: TrainingParams
     base_model: str | None = None
     visibility: str | None = None
@@ -302,11 +303,12 @@ class JobRequest:
         known = family_for_base_model(base_model) if base_model else None
         if family is None and known is not None:
             family = known.name
-        if family not in FAMILIES:
+        if family is not None and family not in FAMILIES:
             raise _bad(
                 "family",
                 family,
-                f"{', '.join(FAMILIES)} (or a known base_model id, which implies it)",
+                f"{', '.join(FAMILIES)} (or a known base_model id, which implies it; or "
+                "nothing, for the family the registry's workers serve)",
             )
         if known is not None and known.name != family:
             raise _bad("base_model", base_model, f"a {family} base model (it is {known.name})")
@@ -317,3 +319,12 @@ class JobRequest:
             raise _bad(key, data[key], "nothing: the worker that runs the job chooses it")
         params = TrainingParams.from_dict(data)
         return cls(f"{ns}/{name}", family, params, base_model, visibility)
+
+    def for_family(self, family: str) -> JobRequest:
+        """This job, trained for ``family`` (the one its live workers serve, when it named
+        none); refused when it already names another."""
+        from .families import FAMILIES
+
+        if family not in FAMILIES or self.family not in (None, family):
+            raise _bad("family", family, f"{self.family or ', '.join(FAMILIES)}")
+        return replace(self, family=family)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from client.core.errors import Conflict, Forbidden, NotFound
+from client.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from client.core.families import FAMILIES
 from client.core.training import FINISHED_STATUSES, JobRequest
 from registry.accounts import services as accounts
 from registry.accounts.access import Principal, require_scope, require_write
@@ -29,7 +30,7 @@ from registry.storage.keys import DIGEST_RE
 
 from .images import check_images
 from .metadata import is_malformed, recorded_previews
-from .models import JobStatus, TrainingJob
+from .models import JobStatus, TrainingJob, TrainingWorker
 
 log = logging.getLogger("registry.gc")
 
@@ -66,8 +67,9 @@ def submit_job(
     sub: Submission,
 ) -> TrainingJob:
     """Validate everything, store the images (blob first), then queue the job (row second)."""
-    req = sub.request
-    principal = require_write(principal, req.namespace)
+    principal = require_write(principal, sub.request.namespace)
+    with session_scope(engine) as session:
+        req = with_family(session, sub.request, settings.training_lease_seconds)
     checked = check_images(
         sub.images,
         max_bytes=settings.training_max_image_bytes,
@@ -93,6 +95,50 @@ def submit_job(
     with session_scope(engine) as session:
         session.add(job)
     return job
+
+
+def with_family(session: Session, req: JobRequest, lease_seconds: int) -> JobRequest:
+    """The job with its family: its own, or else the one family the live workers serve (those
+    of them that list its ``base_model``, when it names one no table knows). Asking the user
+    beats guessing: with no such worker, or several families, the refusal names what is
+    served and what to pass."""
+    if req.family is not None:
+        return req
+    served = live_families(session, lease_seconds, req.base_model)
+    if len(served) == 1:
+        return req.for_family(served[0])
+    families = ", ".join(FAMILIES)
+    choose = f"pass --family ({families}) or --base-model ('family' or 'base_model' in params)"
+    if req.base_model is not None:
+        what = f"no training worker online serves base model {req.base_model!r}"
+        if served:
+            what = f"the training workers serving {req.base_model!r} are of {', '.join(served)}"
+        raise BadRequest(f"{what}, so the job's family is unknown; {choose}")
+    if not served:
+        raise BadRequest(f"no training worker is online to take the job's family from; {choose}")
+    raise BadRequest(
+        f"the training workers online serve several families ({', '.join(served)}); {choose}"
+    )
+
+
+def live_families(session: Session, lease_seconds: int, base_model: str | None) -> list[str]:
+    """Families served by workers heard from within a lease (an idle worker polls every few
+    seconds) or holding an unexpired lease (a busy one heartbeats its job, not itself)."""
+    t = now()
+    holding = select(TrainingJob.worker_id).where(
+        TrainingJob.status == JobStatus.RUNNING.value, TrainingJob.lease_expires_at > t
+    )
+    live = select(TrainingWorker.families, TrainingWorker.base_models).where(
+        or_(
+            TrainingWorker.last_seen_at >= t - timedelta(seconds=lease_seconds),
+            TrainingWorker.id.in_(holding),
+        )
+    )
+    served: set[str] = set()
+    for families, base_models in session.exec(live).all():
+        if base_model is None or base_model in (base_models or []):
+            served.update(f for f in families or [] if isinstance(f, str))
+    return sorted(served)
 
 
 def reap_expired(session: Session) -> None:
