@@ -21,6 +21,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from client.core.canonical import looks_like_safetensors, parse_safetensors
@@ -119,9 +120,12 @@ def index_version(
                 )
             )
         }
-    for item in sorted(set(hashes) - have):
-        session.add(VersionHash(version_id=version_id, kind=item.kind, sha256=item.sha256))
-    session.flush()
+    rows = [
+        {"version_id": version_id, "kind": item.kind, "sha256": item.sha256}
+        for item in sorted(set(hashes) - have)
+    ]
+    if rows:  # one INSERT for all of them, no ORM object per row
+        session.execute(insert(VersionHash), rows)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
@@ -136,12 +136,13 @@ def _get_or_create_embedding(
     name: str,
     meta: PublishMetadata,
     vectors: Vectors,
-) -> Embedding:
+) -> tuple[Embedding, bool]:
+    """The embedding, and whether this publish created it."""
     row = session.exec(
         select(Embedding).where(Embedding.namespace == namespace, Embedding.name == name)
     ).first()
     if row is not None:
-        return row
+        return row, False
     if session.get(Namespace, namespace) is None:  # deleted since _require_namespace
         raise NotFound(f"namespace {namespace!r} not found")
     row = Embedding(
@@ -160,19 +161,34 @@ def _get_or_create_embedding(
     row.trending = search.trending_score(0, 0, row.created_at)
     session.add(row)
     session.flush()
-    return row
+    return row, True
 
 
 def set_content_tags(session: Session, embedding: Embedding, tags: list[str]) -> list[str]:
     """Replace the embedding's content tags; returns them as stored (sorted, once each)."""
-    for old in session.exec(select(EmbeddingTag).where(EmbeddingTag.embedding_id == embedding.id)):
-        session.delete(old)
-    session.flush()
+    return _replace_tags(session, embedding.id, tags)[0]
+
+
+def _replace_tags(session: Session, embedding_id: int, tags: list[str]) -> tuple[list[str], bool]:
+    """Write only the difference (a publish repeating the tags writes nothing); the tags as
+    stored, and whether they changed."""
     stored = sorted(set(tags))
-    for tag in stored:
-        session.add(EmbeddingTag(embedding_id=embedding.id, tag=tag))
-    session.flush()
-    return stored
+    have = set(
+        session.execute(
+            select(EmbeddingTag.tag).where(EmbeddingTag.embedding_id == embedding_id)
+        ).scalars()
+    )
+    gone = have.difference(stored)
+    added = [{"embedding_id": embedding_id, "tag": tag} for tag in stored if tag not in have]
+    if gone:
+        session.execute(
+            delete(EmbeddingTag).where(
+                EmbeddingTag.embedding_id == embedding_id, EmbeddingTag.tag.in_(gone)
+            )
+        )
+    if added:
+        session.execute(insert(EmbeddingTag), added)
+    return stored, bool(gone or added)
 
 
 def publish_version(
@@ -213,17 +229,21 @@ def publish_version(
     if original is not None:
         found |= hashes.verify_original(original, vectors, max_bytes=max_bytes)
         upload_sha256 = hashlib.sha256(original).hexdigest()
+    # Every format's rendering is CPU work: done before the write lock when the trigger is
+    # already known (the caller's or the file's), so it holds no other publisher back.
+    trigger = meta.trigger or vectors.token
+    rendered = {(trigger,): hashes.served_hashes(blob, [trigger])} if trigger else {}
     store.put(digest, blob)  # verified and visible before any row points at it
 
     for attempt in range(3):
         try:
             with session_scope(engine) as session:
-                embedding = _get_or_create_embedding(
+                embedding, new_embedding = _get_or_create_embedding(
                     session, principal, namespace, name, meta, vectors
                 )
                 existing = _existing(session, embedding.id, digest)
                 if existing is not None:
-                    _index_hashes(session, embedding, existing, blob, found)
+                    _index_hashes(session, embedding, existing, blob, found, rendered)
                     return PublishResult(embedding, existing, created=False)
                 now = utcnow()
                 # One statement numbers the version and touches the embedding; the loaded row
@@ -263,15 +283,17 @@ def publish_version(
                     created_at=now,
                 )
                 session.add(version)
-                tags = None
-                if meta.tags is not None:
-                    tags = set_content_tags(session, embedding, meta.tags)
                 session.flush()
-                _index_hashes(session, embedding, version, blob, found, new=True)
+                # The search index holds the embedding's text and tags, none of a version's:
+                # rewritten when the embedding is new (no tags but these) or its tags changed.
+                tags: list[str] = []
+                reindex = new_embedding
+                if meta.tags is not None:
+                    tags, changed = _replace_tags(session, embedding.id, meta.tags)
+                    reindex = reindex or changed
+                _index_hashes(session, embedding, version, blob, found, rendered, new=True)
                 store_summaries(session, version.id, vectors)  # similar embeddings
-                if tags is None:
-                    search.index_embedding(session, embedding)
-                else:  # the tags just written: no need to read them back
+                if reindex:
                     search.write_index(session, [search.index_fields(embedding, tags)])
                 return PublishResult(embedding, version, created=True)
         except Conflict as exc:
@@ -288,14 +310,19 @@ def _index_hashes(
     version: EmbeddingVersion,
     blob: bytes,
     found: set[hashes.FileHash],
+    rendered: dict[tuple[str | None, ...], set[hashes.FileHash]],
     *,
     new: bool = False,
 ) -> None:
     """Index the served formats (rendered with the file route's trigger and ``hub pull``'s,
-    when they differ) plus the verified upload and original hashes (``new``: the version was
-    just inserted, so it has none yet)."""
+    when they differ; ``rendered`` holds renderings made earlier, by triggers) plus the
+    verified upload and original hashes (``new``: the version was just inserted, so it has
+    none yet)."""
     route_trigger = version.trigger or embedding.trigger or f"<{embedding.name}>"
-    served = hashes.served_hashes(blob, [route_trigger, version.trigger])
+    triggers = tuple(dict.fromkeys([route_trigger, version.trigger]))
+    served = rendered.get(triggers)
+    if served is None:
+        served = hashes.served_hashes(blob, triggers)
     hashes.index_version(session, version.id, served | found, new=new)
 
 

@@ -17,7 +17,7 @@ from registry.embeddings import services as embeddings
 from registry.embeddings.models import Embedding, EmbeddingVersion
 from registry.embeddings.search import visible_filter
 
-from .index import index_for
+from .index import SimilarityIndex, index_for
 from .summaries import load_combined
 
 MAX_LIMIT = 50
@@ -42,8 +42,10 @@ def similar_embeddings(
         query = load_combined(session, version.id, version.family)
         if query is None:
             return []
+        index = index_for(engine)
+        index.refresh(session)
         return _visible_nearest(
-            session, engine, principal, version.family, query, limit, embedding.id
+            session, index, principal, version.family, query, limit, embedding.id
         )
 
 
@@ -55,31 +57,45 @@ def near_duplicates(
     limit: int = 5,
 ) -> list[SimilarHit]:
     """Other embeddings the publisher can see whose vectors are at least ``threshold`` cosine
-    to the version just published (a re-upload under another name, issue 10)."""
+    to the version just published (a re-upload under another name, issue 10). The query is the
+    version's row in the index (the refresh has just loaded it), and only candidates above the
+    threshold go to the database: a publish with no near-duplicate asks it nothing more."""
+    index = index_for(engine)
     with read_scope(engine) as session:
-        query = load_combined(session, version.id, version.family)
+        index.refresh(session)
+        query = index.vector(version.id)
+        if query is None:  # not loaded (a window's worth of later commits): read it
+            query = load_combined(session, version.id, version.family)
         if query is None:
             return []
-        hits = _visible_nearest(
-            session, engine, principal, version.family, query, limit, version.embedding_id
+        return _visible_nearest(
+            session,
+            index,
+            principal,
+            version.family,
+            query,
+            limit,
+            version.embedding_id,
+            min_score=threshold,
         )
-    return [h for h in hits if h.score >= threshold]
 
 
 def _visible_nearest(
     session: Session,
-    engine: Engine,
+    index: SimilarityIndex,
     principal: Principal | None,
     family: str,
     query: np.ndarray,
     limit: int,
     skip_embedding: int,
+    min_score: float | None = None,
 ) -> list[SimilarHit]:
-    index = index_for(engine)
-    index.refresh(session)
+    """The ``limit`` best visible candidates (scoring at least ``min_score``, as reported)."""
     count = limit
     while True:
         candidates = index.nearest(family, query, count, skip_embedding)
+        if min_score is not None:  # best first: the rest score lower still
+            candidates = [c for c in candidates if round(c.score, 6) >= min_score]
         hits = _filter_visible(session, principal, candidates)
         if len(hits) >= limit or len(candidates) < count:
             return hits[:limit]

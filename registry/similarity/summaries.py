@@ -4,6 +4,7 @@ unit vector whose dot products are cosine scores."""
 from __future__ import annotations
 
 import numpy as np
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from client.core.embedding import Embedding as Vectors
@@ -37,11 +38,12 @@ def combined(family: str, per_encoder: dict[str, np.ndarray]) -> np.ndarray | No
 
 
 def store_summaries(session: Session, version_id: int, vectors: Vectors) -> None:
-    """Called once per new version, inside the publish transaction."""
-    for encoder, summary in encoder_summaries(vectors).items():
-        session.add(
-            VersionSummary(version_id=version_id, encoder=encoder, vector=summary.tobytes())
-        )
+    """Called once per new version, inside the publish transaction (one INSERT)."""
+    rows = [
+        {"version_id": version_id, "encoder": encoder, "vector": summary.tobytes()}
+        for encoder, summary in encoder_summaries(vectors).items()
+    ]
+    session.execute(insert(VersionSummary), rows)
 
 
 def load_combined(session: Session, version_id: int, family: str) -> np.ndarray | None:
