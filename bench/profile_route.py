@@ -21,8 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import bare_app  # noqa: E402
+from litestar import get  # noqa: E402
 from read_path import EMBEDDINGS, seed  # noqa: E402
 from servers import database  # noqa: E402
+
+STUB_PATH = "/api/v1/bench-stub"
+
+
+# ``--route stub``: the bare route's handler inside the registry's app and middleware stack,
+# so that its cost minus the bare route's is what the middleware costs.
+stub = get(STUB_PATH, sync_to_thread=False, name="bench-stub")(bare_app.bare.fn)
 
 
 def scope_for(app, method: str, path: str, headers: dict[str, str]) -> dict:
@@ -83,7 +92,9 @@ def count_statements(engine) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--route", default="resolve")
+    parser.add_argument(
+        "--route", default="resolve", help="a bench/read_path.py route, or stub (see STUB_PATH)"
+    )
     parser.add_argument("--path", help="GET this path instead of a named route (e.g. /healthz)")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--token", action="store_true", help="send the bench user's token")
@@ -95,7 +106,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import bare_app
     from read_path import routes
 
     from registry.app import create_app
@@ -114,10 +124,12 @@ def main() -> None:
             rate_limit_token_per_second=10**9 if args.rate_limits else 0,
         )
         app = create_app(settings)
+        app.register(stub)  # the registry's middleware stack around the bare route's handler
         from litestar.testing import TestClient
 
         with TestClient(app) as client:  # start-up hooks, and the cursor for the browse route
             paths = routes("", digest, get=client.get)
+        paths["stub"] = ("GET", STUB_PATH)
         method, path = ("GET", args.path) if args.path else paths[args.route]
         headers = {"Authorization": f"Bearer {token}"} if args.token else {}
         statements = count_statements(app.state.registry.engine)
