@@ -21,6 +21,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import anyio
 from litestar import Request
@@ -28,7 +29,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from client.core.errors import LexiconError, RequestTimeout, TooLarge, Unauthorized
 from client.core.training import MAX_IMAGES, MAX_PREVIEWS
-from registry.context import CALLER_STATE_KEY, Caller, bearer_secret, caller_for
+from registry.context import ANONYMOUS, CALLER_STATE_KEY, Caller, caller_for
 from registry.problems import problem
 from registry.settings import Settings
 
@@ -57,8 +58,12 @@ _TYPED_PARAM = re.compile(r"\{(\w+):[^}]*\}")
 def route_key(scope: Scope) -> tuple[str, str]:
     """(method, route template without parameter types or a trailing slash), e.g.
     ``("POST", "/api/v1/embeddings/{namespace}/{name}/versions")``."""
-    template = _TYPED_PARAM.sub(r"{\1}", str(scope.get("path_template") or scope["path"]))
-    return str(scope.get("method", "GET")), template.rstrip("/") or "/"
+    return _route_key(str(scope.get("method", "GET")), scope.get("path_template") or scope["path"])
+
+
+@lru_cache(maxsize=1024)  # a few dozen route templates; a path only where no route matched
+def _route_key(method: str, template: str) -> tuple[str, str]:
+    return method, _TYPED_PARAM.sub(r"{\1}", template).rstrip("/") or "/"
 
 
 def upload_caps(settings: Settings) -> dict[tuple[str, str], int]:
@@ -142,9 +147,10 @@ def _too_large(cap: int) -> str:
     )
 
 
-def _announced(scope: Scope) -> tuple[int | None, bool]:
-    """(Content-Length or None, chunked)."""
-    length, chunked = None, False
+def _request_head(scope: Scope) -> tuple[int | None, bool, bool]:
+    """(Content-Length or None, chunked, an Authorization header present), in one pass over
+    the raw headers: no ``Request`` or header mapping is built for a request without a token."""
+    length, chunked, authorization = None, False, False
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
@@ -153,7 +159,9 @@ def _announced(scope: Scope) -> tuple[int | None, bool]:
                 length = None
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
-    return length, chunked
+        elif name == b"authorization":
+            authorization = True
+    return length, chunked, authorization
 
 
 async def respond_problem(
@@ -180,25 +188,32 @@ class RequestLimits:
 
 
 def request_guard(app: ASGIApp) -> ASGIApp:
+    # Litestar builds this stack once per route, so a route's cap is worked out once.
+    caps: dict[tuple[str, str], int] = {}
+
+    def cap_for(scope: Scope, settings: Settings, key: tuple[str, str]) -> int:
+        if key not in caps:
+            # The route's own Litestar limit (e.g. training jobs) when it is tighter than ours.
+            resolve = getattr(scope["route_handler"], "resolve_request_max_body_size", None)
+            route_cap = (resolve() if resolve else None) or math.inf
+            caps[key] = int(min(body_cap(settings, key), route_cap))
+        return caps[key]
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await app(scope, receive, send)
             return
         settings: Settings = scope["app"].state.registry.settings
-        request: Request = Request(scope)
         state = scope.setdefault("state", {})
-        if bearer_secret(request.headers) is None:
-            caller = state.setdefault(CALLER_STATE_KEY, Caller(None, None))
+        announced, chunked, authorization = _request_head(scope)
+        if authorization:
+            caller = await caller_for(Request(scope))  # anonymous too when not a bearer token
         else:
-            caller = await caller_for(request)
+            caller = state.setdefault(CALLER_STATE_KEY, ANONYMOUS)
         key = route_key(scope)
-        announced, chunked = _announced(scope)
-        # The route's own Litestar limit (e.g. training jobs) when it is tighter than ours.
-        resolve_route_cap = getattr(scope["route_handler"], "resolve_request_max_body_size", None)
-        route_cap = (resolve_route_cap() if resolve_route_cap else None) or math.inf
         meter = BodyMeter(
             receive,
-            cap=int(min(body_cap(settings, key), route_cap)),
+            cap=cap_for(scope, settings, key),
             announced=announced,
             expected=chunked or (announced or 0) > 0,
             grace_s=settings.request_body_grace_seconds,

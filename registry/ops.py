@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 
 from litestar import Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,6 +57,29 @@ class RequestMetrics:
             ["method", "route"],
             registry=registry,
         )
+        # Each label set's child, found once: ``labels()`` validates and locks on every call.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+def _given_request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-ID`` (the last one, if sent twice), at most 64 characters."""
+    given = b""
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            given = value
+    return given.decode()[:64]
 
 
 def request_middleware(app: ASGIApp) -> ASGIApp:
@@ -66,8 +89,7 @@ def request_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
-        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        request_id = _given_request_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
@@ -91,20 +113,20 @@ def request_middleware(app: ASGIApp) -> ASGIApp:
                 getattr(scope["app"].state, "request_metrics", None) if "app" in scope else None
             )
             if metrics is not None:
-                metrics.requests.labels(scope["method"], route, str(status)).inc()
-                metrics.latency.labels(scope["method"], route).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round(elapsed * 1000, 1),
-                    }
-                },
-            )
+                metrics.observe(scope["method"], route, status, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "fields": {
+                            "request_id": request_id,
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "ms": round(elapsed * 1000, 1),
+                        }
+                    },
+                )
 
     return middleware
 
