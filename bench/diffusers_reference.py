@@ -32,8 +32,13 @@ subprocess's PYTHONPATH only; the script's file is untouched):
   ``CUDA_VISIBLE_DEVICES=""``, ``HF_HUB_OFFLINE=1`` and ``OMP_NUM_THREADS`` = ``--threads``
   (ours and baseline_ti run on ``torch.set_num_threads(--threads)`` in this process).
 
-Times: the script's loop is timed from its first tqdm output ("Steps:") to its "Saving
-embeddings" log line, read as they arrive; "process s" is the whole subprocess (imports, loading).
+Times: "train s" is each loop's own: the script's from its first tqdm output ("Steps:") to its
+"Saving embeddings" log line, read as they arrive (tqdm's own elapsed in brackets); ours
+``TrainingResult.wall_s`` (set-up and latent cache included); baseline_ti's ``wall_s`` (after its
+set-up). "train CPU s": CPU seconds over the same span for the script (from /proc at the two
+marks), over the whole call for ours and baseline_ti; on a shared machine it moves less with load
+than wall time. "call s": the whole subprocess (imports, loading) or call. "load": 1-minute load
+average after the row.
 """
 
 from __future__ import annotations
@@ -101,6 +106,15 @@ def write_stand_ins(folder: Path) -> Path:
     return folder
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc; nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_script(args: Any, work: Path, model: Path, images: Path, batch: int) -> dict[str, Any]:
     """The reference as a subprocess; returns its vectors, loop and process seconds."""
     from safetensors.numpy import load_file
@@ -125,14 +139,14 @@ def run_script(args: Any, work: Path, model: Path, images: Path, batch: int) -> 
         PYTHONUNBUFFERED="1",
         TI_TEXT_MODEL_ALIAS="0" if args.no_alias else "1",
     )
-    marks = {b"Steps:": None, b"Saving embeddings": None}
+    marks: dict[bytes, tuple[float, float] | None] = {b"Steps:": None, b"Saving embeddings": None}
     log = bytearray()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     while chunk := os.read(proc.stdout.fileno(), 65536):
         log += chunk
-        now = time.perf_counter()
+        now = (time.perf_counter(), cpu_seconds(proc.pid))
         for mark, seen in marks.items():
             if seen is None and mark in log:
                 marks[mark] = now
@@ -143,11 +157,14 @@ def run_script(args: Any, work: Path, model: Path, images: Path, batch: int) -> 
         tail = log.decode(errors="replace").replace("\r", "\n").strip().splitlines()[-6:]
         sys.exit(f"textual_inversion.py failed (exit {rc}); its last lines:\n" + "\n".join(tail))
     start, end = marks[b"Steps:"], marks[b"Saving embeddings"]
+    if start is None or end is None:
+        sys.exit(f"no tqdm/log marks in the script's output; see {work}/log-b{batch}.txt")
     tqdm = re.findall(rf"{args.steps}/{args.steps} \[(\d+):(\d+)<".encode(), log)
     vectors = load_file(str(out / "learned_embeds.safetensors"))["<t>"]
     return {
         "vectors": vectors,
-        "train_s": (end - start) if start and end else float("nan"),
+        "train_s": end[0] - start[0],
+        "cpu_s": end[1] - start[1],
         "tqdm_s": int(tqdm[-1][0]) * 60 + int(tqdm[-1][1]) if tqdm else None,
         "call_s": process_s,
     }
@@ -160,11 +177,12 @@ def run_ours(args: Any, pipe: Any, concept: tuple[str, str], batch: int) -> dict
         trigger="<t>", initializer=args.initializer, steps=args.steps, learning_rate=args.lr,
         batch_size=batch, seed=args.seed, early_stop=False, device="cpu",
     )  # fmt: skip
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = train_embedding(pipe, train_images(concept), params)
     return {
         "vectors": result.embedding.vectors["emb_params"],
         "train_s": result.wall_s,
+        "cpu_s": time.process_time() - cpu,
         "call_s": time.perf_counter() - started,
     }
 
@@ -177,7 +195,7 @@ def run_baseline(args: Any, pipe: Any, concept: tuple[str, str], batch: int) -> 
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         pngs.append(buf.getvalue())
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     out = train_baseline(
         pipe, pngs, trigger="<t>", initializer=args.initializer, steps=args.steps,
         learning_rate=args.lr, batch_size=batch, resolution=data.SIZE, seed=args.seed,
@@ -185,6 +203,7 @@ def run_baseline(args: Any, pipe: Any, concept: tuple[str, str], batch: int) -> 
     return {
         "vectors": out["vectors"],
         "train_s": out["wall_s"],
+        "cpu_s": time.process_time() - cpu,
         "call_s": time.perf_counter() - started,
     }
 
@@ -232,8 +251,8 @@ def main() -> None:
     print(f"toy-world weights: {args.pipeline or 'committed, ' + weights_version()}; "
           f"concept {args.concept}; {args.steps} steps, lr {args.lr}, seed {args.seed}, "
           f"N {args.n}, threads {args.threads}")  # fmt: skip
-    print("\n| trainer | batch | steps | judge accuracy | train s | call s | load (1 min) |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| trainer | batch | steps | judge accuracy | train s | train CPU s | call s | load |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="diffusers-ti-") as tmp:
         work = Path(tmp)
         write_stand_ins(work / "shim")
@@ -256,7 +275,8 @@ def main() -> None:
                 extra = f" (tqdm {res['tqdm_s']} s)" if res.get("tqdm_s") is not None else ""
                 load = os.getloadavg()[0]
                 print(f"| {name} | {batch} | {args.steps} | {acc:.0%} | {res['train_s']:.1f}"
-                      f"{extra} | {res['call_s']:.1f} | {load:.1f} |", flush=True)  # fmt: skip
+                      f"{extra} | {res['cpu_s']:.1f} | {res['call_s']:.1f} | {load:.1f} |",
+                      flush=True)  # fmt: skip
     load = os.getloadavg()
     print(f"\nload average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}; "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
