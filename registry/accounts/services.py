@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlmodel import Session, select
@@ -175,28 +176,36 @@ def revoke_token(session: Session, user_id: int, token_id: int, *, admin: bool =
         session.flush()
 
 
+_TOKEN = ApiToken.__table__.c  # type: ignore[attr-defined]
+_USER = User.__table__.c  # type: ignore[attr-defined]
+# Built once (a per-request select cost more than running it, issue 12): the token and its
+# user in one statement, and the user's org roles.
+_TOKEN_AND_USER = (
+    sa.select(
+        _TOKEN.user_id,
+        _TOKEN.token_hash,
+        _TOKEN.scopes,
+        _TOKEN.revoked_at,
+        _TOKEN.expires_at,
+        _USER.username,
+        _USER.is_admin,
+    )
+    .join_from(ApiToken.__table__, User.__table__, _USER.id == _TOKEN.user_id)  # type: ignore[attr-defined]
+    .where(_TOKEN.token_hash == sa.bindparam("token_hash"))
+)
+_ROLES = (
+    sa.select(Org.name, Membership.role)
+    .join(Membership, Membership.org_id == Org.id)
+    .where(Membership.user_id == sa.bindparam("user_id"))
+)
+
+
 def principal_for_token(session: Session, secret: str) -> Principal | None:
     """The caller behind a bearer token, or None for an unknown, revoked or expired token.
-    Runs on every request that carries a token: the token and its user in one statement."""
-    t = ApiToken.__table__.c  # type: ignore[attr-defined]
-    u = User.__table__.c  # type: ignore[attr-defined]
-    row = (
-        session.connection()  # Core columns, no ORM objects: this runs on every token request
-        .execute(
-            select(
-                t.user_id,
-                t.token_hash,
-                t.scopes,
-                t.revoked_at,
-                t.expires_at,
-                u.username,
-                u.is_admin,
-            )
-            .join_from(ApiToken.__table__, User.__table__, u.id == t.user_id)  # type: ignore[attr-defined]
-            .where(t.token_hash == hash_token(secret))
-        )
-        .first()
-    )
+    Runs on every request that carries a token: the token and its user in one statement,
+    Core columns, no ORM objects."""
+    conn = session.connection()
+    row = conn.execute(_TOKEN_AND_USER, {"token_hash": hash_token(secret)}).first()
     if row is None:
         return None
     if not token_matches(secret, row.token_hash):
@@ -207,12 +216,13 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
         expires_at = expires_at.replace(tzinfo=UTC)
     if row.revoked_at is not None or (expires_at is not None and expires_at <= now):
         return None
+    roles = conn.execute(_ROLES, {"user_id": row.user_id}).all()
     return Principal(
         user_id=row.user_id,
         username=row.username,
         scopes=frozenset(row.scopes.split()),
         is_admin=row.is_admin,
-        roles=_roles(session, row.user_id),
+        roles={name: role for name, role in roles},
     )
 
 
