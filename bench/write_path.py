@@ -5,7 +5,9 @@ and does nothing else) and the registry (``lexicon-registry serve``, the README'
 uvicorn processes, then drives 1, 4 and 16 concurrent publishing clients (one thread and one
 ``httpx.Client`` each). Every registry publish is a new version (fresh vectors), so each one
 validates, stores a blob, numbers a version, indexes its hashes and stores its summaries.
-Prints publishes/s, p50 and p99 per client count and the ratio to the bare route's uploads/s.
+Prints publishes/s, p50 and p99 per client count and the ratio to the bare route's uploads/s,
+and each server's CPU time per request (user + system of the server process and its children):
+on a shared machine the wall-clock numbers swing with other load, CPU per request much less.
 
     .venv/bin/python bench/write_path.py                     # SQLite, 1 worker
     .venv/bin/python bench/write_path.py --db postgres --seconds 10
@@ -74,6 +76,29 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int
+    cpu_ms: float = 0.0  # the server's CPU time per request
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server process and its children (uvicorn's worker)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def measured(server, url_of, files, clients, seconds, headers) -> Result:  # noqa: ANN001
+    """:func:`drive` against ``server``, with its CPU time per request."""
+    before = cpu_seconds(server.process.pid)
+    result = drive(url_of, files, clients, seconds, headers)
+    used = cpu_seconds(server.process.pid) - before
+    result.cpu_ms = used * 1000 / max(result.requests, 1)
+    return result
 
 
 def drive(url_of, files: list[bytes], clients: int, seconds: float, headers: dict) -> Result:  # noqa: ANN001
@@ -118,7 +143,7 @@ def drive(url_of, files: list[bytes], clients: int, seconds: float, headers: dic
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
-    return Result(len(ordered) / wall, pct(0.50), pct(0.99), errors[0])
+    return Result(len(ordered) / wall, pct(0.50), pct(0.99), errors[0], len(ordered))
 
 
 def main() -> None:
@@ -143,15 +168,21 @@ def main() -> None:
                 )
                 print(
                     "| clients | bare uploads/s | publishes/s | x bare | p50 ms | p99 ms | "
-                    "bare p99 ms | errors |"
+                    "bare p99 ms | CPU ms/publish | bare CPU ms/upload | errors |"
                 )
-                print("|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|")
                 auth = {"Authorization": f"Bearer {token}"}
                 for clients in args.clients:
-                    base = drive(
-                        lambda _i: bare.base + "/bare/upload", files, clients, args.seconds, {}
+                    base = measured(
+                        bare,
+                        lambda _i: bare.base + "/bare/upload",
+                        files,
+                        clients,
+                        args.seconds,
+                        {},
                     )
-                    ours = drive(
+                    ours = measured(
+                        registry,
                         lambda i: f"{registry.base}/api/v1/embeddings/bench/w{i}/versions",
                         files,
                         clients,
@@ -161,7 +192,8 @@ def main() -> None:
                     print(
                         f"| {clients} | {base.per_second:,.0f} | {ours.per_second:,.1f} | "
                         f"{ours.per_second / base.per_second:.3f} | {ours.p50_ms:.1f} | "
-                        f"{ours.p99_ms:.1f} | {base.p99_ms:.1f} | {ours.errors} |",
+                        f"{ours.p99_ms:.1f} | {base.p99_ms:.1f} | {ours.cpu_ms:.2f} | "
+                        f"{base.cpu_ms:.2f} | {ours.errors} |",
                         flush=True,
                     )
                 print(f"# after: {machine()}")

@@ -7,16 +7,17 @@ no recall loss and no index to rebuild; pgvector is not available on our machine
 The matrix lives in memory, one per database engine (so each app, and each test's app, has its
 own), and grows incrementally: each search first loads the summary rows it has not seen. Rows
 are keyed by version id; PostgreSQL may commit ids out of order, so the ids in a window below the
-highest one seen are re-listed (ids only) and any missing row is loaded then. SQLite needs no
-window: its writers take turns, so ids commit in order and "above the highest" is every new row
-(one cheap query per publish instead of a thousand ids re-listed). Visibility, yanks and
-deletions are not cached here: the caller filters candidates through the database.
+highest one seen that have not been seen (``pending``: a slow publish still in flight, or an id
+never committed) are asked for again with every refresh, in the same one query as the rows above
+the highest (before: a thousand ids re-listed per publish, then a second query). Visibility,
+yanks and deletions are not cached here: the caller filters candidates through the database.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
@@ -96,30 +97,37 @@ class SimilarityIndex:
         self.seen: set[int] = set()
         self.position: dict[int, tuple[str, int]] = {}  # version id -> (family, row)
         self.highest = 0
+        self.pending: set[int] = set()  # ids in the window below ``highest`` not seen yet
         self.lock = threading.Lock()
 
     def refresh(self, session: Session) -> None:
-        """Load the summary rows committed since the last call."""
-        window = 0 if session.get_bind().dialect.name == "sqlite" else LATE_COMMIT_WINDOW
+        """Load the summary rows committed since the last call: one query for the rows above
+        the highest id seen and the window's ids not seen yet (``pending``: commits still in
+        flight, or ids that were never committed)."""
         with self.lock:
-            low = max(self.highest - window, 0)
-            ids = session.execute(
-                text("SELECT DISTINCT version_id FROM version_summary WHERE version_id > :low"),
-                {"low": low},
-            ).scalars()
-            missing = sorted(set(ids) - self.seen)
-            for start in range(0, len(missing), 5000):
-                self._load(session, missing[start : start + 5000])
+            if not self.seen:  # the first load (at 100,000 versions: in chunks)
+                ids = list(
+                    session.execute(
+                        text("SELECT DISTINCT version_id FROM version_summary ORDER BY version_id")
+                    ).scalars()
+                )
+                for start in range(0, len(ids), 5000):
+                    chunk = ids[start : start + 5000]
+                    self._add(session, "WHERE s.version_id IN :ids", {"ids": chunk})
+                return
+            where = "WHERE s.version_id > :highest"
+            params: dict[str, object] = {"highest": self.highest}
+            if self.pending:  # (an empty IN list would keep PostgreSQL off the index)
+                where += " OR s.version_id IN :ids"
+                params["ids"] = sorted(self.pending)
+            self._add(session, where, params)
 
-    def _load(self, session: Session, version_ids: list[int]) -> None:
-        rows = session.execute(
-            text(
-                "SELECT s.version_id, s.encoder, s.vector, v.family, v.embedding_id "
-                "FROM version_summary s JOIN embedding_version v ON v.id = s.version_id "
-                "WHERE s.version_id IN :ids"
-            ).bindparams(_expanding("ids")),
-            {"ids": version_ids},
-        ).all()
+    def _add(self, session: Session, where: str, params: dict[str, object]) -> None:
+        """Load the summary rows ``where`` selects (with their version's family)."""
+        statement = text(_SUMMARIES + where)
+        if "ids" in params:
+            statement = statement.bindparams(_expanding("ids"))
+        rows = session.execute(statement, params).all()
         grouped: dict[int, tuple[str, int, dict[str, bytes]]] = {}
         for version_id, encoder, vector, family, embedding_id in rows:
             entry = grouped.setdefault(version_id, (family, embedding_id, {}))
@@ -129,10 +137,22 @@ class SimilarityIndex:
             by_family.setdefault(grouped[version_id][0], []).append(version_id)
         for family, ids in by_family.items():
             self._append_block(family, ids, grouped)
-        # Summaries are written in the publish's transaction, so a version lacking an encoder
-        # now always will: seen too, never listed again.
-        self.seen.update(version_ids)
-        self.highest = max(self.highest, *version_ids)
+        if grouped:
+            self._seen(grouped.keys())
+
+    def _seen(self, version_ids: Iterable[int]) -> None:
+        """Mark versions loaded (summaries are written in the publish's transaction, so one
+        lacking an encoder now always will) and keep ``pending`` = the window's unseen ids."""
+        loaded = set(version_ids)
+        self.seen |= loaded
+        top = max(loaded)
+        if top > self.highest:
+            skipped = range(max(self.highest, top - LATE_COMMIT_WINDOW) + 1, top)
+            self.pending.update(i for i in skipped if i not in loaded)
+            self.highest = top
+        self.pending -= loaded
+        floor = self.highest - LATE_COMMIT_WINDOW
+        self.pending = {i for i in self.pending if i > floor}
 
     def _append_block(
         self, family: str, ids: list[int], grouped: dict[int, tuple[str, int, dict[str, bytes]]]
@@ -216,6 +236,11 @@ def _expanding(name: str):
 
     return bindparam(name, expanding=True)
 
+
+_SUMMARIES = (
+    "SELECT s.version_id, s.encoder, s.vector, v.family, v.embedding_id "
+    "FROM version_summary s JOIN embedding_version v ON v.id = s.version_id "
+)
 
 _INDEXES: WeakKeyDictionary[Engine, SimilarityIndex] = WeakKeyDictionary()
 _INDEXES_LOCK = threading.Lock()
