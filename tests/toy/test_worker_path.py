@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from client.cli.main import app as hub_app
 from client.toy_world import data, judge
 from client.toy_world.pipeline import generate, load_toy_pipeline
+from tests.services import wait_until
 from tests.training.conftest import LiveRegistry, live_registry  # noqa: F401
 from tests.training.test_end_to_end import finish, hub_env, start_worker
 
@@ -31,12 +32,15 @@ def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
     alice, wtoken = reg.user("alice"), reg.worker_token("cpu-1")
     log = tmp_path / "worker.log"
     worker = start_worker(reg, wtoken, model, log, "--once", "--name", "cpu-1")
+    # As the README says: once the worker has registered, a job needs no --family (it takes
+    # the family the live workers serve).
+    wait_until(lambda: "registered as" in log.read_text(), timeout=120, what="worker registered")
     images = []
     for i, image in enumerate(data.images(data.concept_specs(("green", "star"), 5, seed=100))):
         images.append(tmp_path / f"green-star-{i}.png")
         image.save(images[-1])
     args = ["train", *map(str, images), "--name", "alice/green-star", "--trigger", "<gs>"]
-    args += ["--init", "shape", "--family", "sd1", "--steps", str(STEPS), "--no-early-stop"]
+    args += ["--init", "shape", "--steps", str(STEPS), "--no-early-stop"]
     args += ["--wait", "--poll", "0.5"]
     result = CliRunner().invoke(hub_app, args, env=hub_env(reg, alice, tmp_path))
     assert result.exit_code == 0, result.output + log.read_text()[-3000:]
