@@ -102,9 +102,12 @@ def provide_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-async def provide_principal(request: Request) -> Principal | None:
+async def provide_principal(request: Request, registry: Registry) -> Principal | None:
     """The caller from ``Authorization: Bearer <token>``; None when anonymous. An invalid,
     revoked or expired token is anonymous too, so the route's own rule answers (401/404).
     Async: an anonymous request, or one whose token ``request_guard`` already resolved, costs
-    no trip to a worker thread."""
+    no trip to a worker thread. It takes ``registry`` only to be resolved after it: Litestar
+    resolves sibling dependencies concurrently, in a task group per request (~8% of a read's
+    CPU, issue 12), and one after the other when one depends on the other."""
+    del registry
     return (await caller_for(request)).principal
