@@ -121,28 +121,33 @@ class PublishResult:
     created: bool
 
 
-def _existing(session: Session, embedding_id: int, digest: str) -> EmbeddingVersion | None:
-    return session.exec(
-        select(EmbeddingVersion).where(
-            EmbeddingVersion.embedding_id == embedding_id, EmbeddingVersion.digest == digest
+def _find_embedding(
+    session: Session, namespace: str, name: str, digest: str
+) -> tuple[Embedding | None, int | None]:
+    """The embedding and the id of its version holding ``digest`` if it has one, in one
+    statement (every statement here is another wait inside SQLite's write lock)."""
+    same_digest = (
+        select(EmbeddingVersion.id)
+        .where(EmbeddingVersion.embedding_id == Embedding.id, EmbeddingVersion.digest == digest)
+        .scalar_subquery()
+    )
+    found = session.exec(
+        select(Embedding, same_digest).where(
+            Embedding.namespace == namespace, Embedding.name == name
         )
     ).first()
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
-def _get_or_create_embedding(
+def _create_embedding(
     session: Session,
     principal: Principal,
     namespace: str,
     name: str,
     meta: PublishMetadata,
     vectors: Vectors,
-) -> tuple[Embedding, bool]:
-    """The embedding, and whether this publish created it."""
-    row = session.exec(
-        select(Embedding).where(Embedding.namespace == namespace, Embedding.name == name)
-    ).first()
-    if row is not None:
-        return row, False
+) -> Embedding:
+    """A new embedding, described by the metadata or else by the file."""
     if session.get(Namespace, namespace) is None:  # deleted since _require_namespace
         raise NotFound(f"namespace {namespace!r} not found")
     row = Embedding(
@@ -161,7 +166,7 @@ def _get_or_create_embedding(
     row.trending = search.trending_score(0, 0, row.created_at)
     session.add(row)
     session.flush()
-    return row, True
+    return row
 
 
 def set_content_tags(session: Session, embedding: Embedding, tags: list[str]) -> list[str]:
@@ -238,11 +243,14 @@ def publish_version(
     for attempt in range(3):
         try:
             with session_scope(engine) as session:
-                embedding, new_embedding = _get_or_create_embedding(
-                    session, principal, namespace, name, meta, vectors
-                )
-                existing = _existing(session, embedding.id, digest)
-                if existing is not None:
+                embedding, existing_id = _find_embedding(session, namespace, name, digest)
+                new_embedding = embedding is None
+                if embedding is None:
+                    embedding = _create_embedding(
+                        session, principal, namespace, name, meta, vectors
+                    )
+                elif existing_id is not None:  # a re-push: maybe another original's hashes
+                    existing = session.get_one(EmbeddingVersion, existing_id)
                     _index_hashes(session, embedding, existing, blob, found, rendered)
                     return PublishResult(embedding, existing, created=False)
                 now = utcnow()
@@ -335,7 +343,7 @@ def _check_header_fields(vectors: Vectors) -> None:
 
 def _require_namespace(engine: Engine, namespace: str) -> None:
     with read_scope(engine) as session:  # a read: no turn at SQLite's write lock
-        if session.get(Namespace, namespace) is None:
+        if session.exec(select(Namespace.name).where(Namespace.name == namespace)).first() is None:
             raise NotFound(f"namespace {namespace!r} not found")
 
 
