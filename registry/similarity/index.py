@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Version ids below the newest seen that a slow concurrent publish may still commit.
 LATE_COMMIT_WINDOW = 1000
+# Below this many rows the cosine product runs on one thread (see cosine_scores).
+ONE_THREAD_ROWS = 50_000
 
 
 @dataclass
@@ -77,11 +79,14 @@ class FamilyMatrix:
 
 
 def cosine_scores(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """``rows @ query`` on this thread. Not BLAS: OpenBLAS splits even a 1,000-row product
-    across threads, which on a busy machine waits milliseconds for a core (0.04 ms on one
-    thread against 0.6-11 ms threaded, measured); at 100,000 rows the two are alike (memory
-    bound), and a server wants one core per request anyway."""
-    return np.einsum("ij,j->i", rows, query)
+    """``rows @ query``. Below ``ONE_THREAD_ROWS`` on the calling thread (``einsum``), not
+    BLAS: OpenBLAS splits even a 1,000-row product across threads, which on a busy machine
+    waits for a core (p50 7.6 ms against 0.18 ms on one thread at 1,000 rows, 9.9 against 1.7
+    at 10,000); from ~50,000 rows the product is memory-bound and BLAS's threads win again
+    (32 against 37-43 ms at 100,000). Measured interleaved, docs/PERFORMANCE.md."""
+    if len(rows) < ONE_THREAD_ROWS:
+        return np.einsum("ij,j->i", rows, query)
+    return rows @ query
 
 
 @dataclass
