@@ -94,6 +94,7 @@ class Candidate:
     version_id: int
     embedding_id: int
     score: float
+    digest: str  # of the version the row was loaded for
 
 
 class SimilarityIndex:
@@ -101,6 +102,9 @@ class SimilarityIndex:
         self.families: dict[str, FamilyMatrix] = {}
         self.seen: set[int] = set()
         self.position: dict[int, tuple[str, int]] = {}  # version id -> (family, row)
+        # Version id -> digest of the row loaded: SQLite hands a deleted highest id out again,
+        # so a row is only trusted for the version whose digest it was loaded with.
+        self.digests: dict[int, str] = {}
         self.highest = 0
         self.pending: set[int] = set()  # ids in the window below ``highest`` not seen yet
         self.lock = threading.Lock()
@@ -134,9 +138,10 @@ class SimilarityIndex:
             statement = statement.bindparams(_expanding("ids"))
         rows = session.execute(statement, params).all()
         grouped: dict[int, tuple[str, int, dict[str, bytes]]] = {}
-        for version_id, encoder, vector, family, embedding_id in rows:
+        for version_id, encoder, vector, family, embedding_id, digest in rows:
             entry = grouped.setdefault(version_id, (family, embedding_id, {}))
             entry[2][encoder] = bytes(vector)
+            self.digests[version_id] = digest
         by_family: dict[str, list[int]] = {}
         for version_id in sorted(grouped):
             by_family.setdefault(grouped[version_id][0], []).append(version_id)
@@ -193,11 +198,12 @@ class SimilarityIndex:
         matrix.extend(block, np.array(complete, np.int64), embedding_ids)
         self.position.update((v, (family, first + i)) for i, v in enumerate(complete))
 
-    def vector(self, version_id: int) -> np.ndarray | None:
-        """A loaded version's unit row (a copy), or None when it is not loaded."""
+    def vector(self, version_id: int, digest: str) -> np.ndarray | None:
+        """A loaded version's unit row (a copy), or None when it is not loaded (or the row is
+        another, deleted version's that had the same id)."""
         with self.lock:
             found = self.position.get(version_id)
-            if found is None:
+            if found is None or self.digests.get(version_id) != digest:
                 return None
             family, row = found
             return self.families[family].rows[row].copy()
@@ -224,7 +230,9 @@ class SimilarityIndex:
             if not np.isfinite(scores[i]) or int(embedding_ids[i]) in used:
                 continue
             used.add(int(embedding_ids[i]))
-            out.append(Candidate(int(version_ids[i]), int(embedding_ids[i]), float(scores[i])))
+            version_id = int(version_ids[i])
+            digest = self.digests.get(version_id, "")
+            out.append(Candidate(version_id, int(embedding_ids[i]), float(scores[i]), digest))
             if len(out) == count:
                 break
         return out
@@ -243,7 +251,7 @@ def _expanding(name: str):
 
 
 _SUMMARIES = (
-    "SELECT s.version_id, s.encoder, s.vector, v.family, v.embedding_id "
+    "SELECT s.version_id, s.encoder, s.vector, v.family, v.embedding_id, v.digest "
     "FROM version_summary s JOIN embedding_version v ON v.id = s.version_id "
 )
 

@@ -63,7 +63,7 @@ def near_duplicates(
     index = index_for(engine)
     with read_scope(engine) as session:
         index.refresh(session)
-        query = index.vector(version.id)
+        query = index.vector(version.id, version.digest)
         if query is None:  # not loaded (a window's worth of later commits): read it
             query = load_combined(session, version.id, version.family)
         if query is None:
@@ -120,5 +120,6 @@ def _filter_visible(session: Session, principal: Principal | None, candidates) -
     return [
         SimilarHit(*found[c.version_id], round(c.score, 6))
         for c in candidates
-        if c.version_id in found
+        # (a row loaded for a deleted version whose id SQLite has handed out again: skipped)
+        if c.version_id in found and found[c.version_id][1].digest == c.digest
     ]

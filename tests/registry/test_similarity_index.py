@@ -4,11 +4,13 @@ near-duplicate check asks the database no more than it must (issue 12)."""
 
 from __future__ import annotations
 
+import numpy as np
 from sqlalchemy import text
 from sqlmodel import Session
 
 from registry.similarity.index import SimilarityIndex
-from tests.registry.helpers import Hub, embedding_bytes
+from tests.registry.helpers import Hub, auth, embedding_bytes
+from tests.registry.test_similar import _sd1
 from tests.registry.test_write_path import statements
 
 
@@ -65,3 +67,26 @@ def test_only_a_publish_with_a_near_duplicate_asks_the_database_who_may_see_it(h
         copy = hub.published("alice", "dog-copy", token, data)["near_duplicates"]
     assert [d["ref"] for d in copy] == ["alice/dog@1"]
     assert [s for s in seen if visibility_check in s]
+
+
+def test_a_reused_version_id_never_answers_with_the_deleted_versions_vectors(make_hub) -> None:  # type: ignore[no-untyped-def]
+    # SQLite hands out the id of a deleted highest row again; the index must not score the new
+    # version with the old one's vectors (nor take them as a publish's near-duplicate query).
+    hub = make_hub("sqlite-local")
+    token = hub.user("alice")
+    base = np.random.default_rng(1).standard_normal(768)
+    hub.published("alice", "a", token, _sd1(base))
+    hub.published(
+        "alice", "b", token, _sd1(base + 0.05 * np.random.default_rng(2).standard_normal(768))
+    )
+    assert _similar(hub, "a") == ["b"]  # the index has loaded b
+    ids_before = _version_ids(hub)
+    assert hub.client.delete("/api/v1/embeddings/alice/b", headers=auth(token)).status_code == 204
+    opposite = hub.published("alice", "c", token, _sd1(-base))
+    assert _version_ids(hub) == ids_before  # c has b's old id
+    assert opposite["near_duplicates"] == []  # not "a", as b's vectors would say
+    assert "c" not in _similar(hub, "a")  # c is the opposite of a, not b's near copy
+
+
+def _similar(hub: Hub, name: str) -> list[str]:
+    return [i["name"] for i in hub.get(f"/api/v1/embeddings/alice/{name}/similar").json()["items"]]
