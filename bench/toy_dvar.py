@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, help="images per step (default: the trainer's)")
     ap.add_argument("--out", help="JSON file to write")
     ap.add_argument("--replay", nargs="+", help="replay the candidate rules on these JSON files")
     args = ap.parse_args()
@@ -99,11 +100,12 @@ def main() -> None:
     training.train_embedding = keeping
     run = tq.run_ours(
         train_pipe, eval_pipe, data.HELD_OUT[args.concept], args,
-        early_stop_fraction=1e-9, seed=args.seed,
+        early_stop_fraction=1e-9, seed=args.seed, batch_size=args.batch_size,
     )  # fmt: skip
     out = {
         "concept": args.concept,
         "seed": args.seed,
+        "batch_size": args.batch_size,
         "early_stop_every": 5,
         "evals": captured["evals"],
         "accuracy": [(step, acc) for step, acc, _ in run["curve"]],

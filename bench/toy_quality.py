@@ -37,6 +37,7 @@ from client.core.training import TrainingParams  # noqa: E402
 from client.inject import load_embedding, unload_embedding  # noqa: E402
 from client.toy_world import data, judge  # noqa: E402
 from client.toy_world.pipeline import generate, load_toy_pipeline  # noqa: E402
+from trainer_service.training.model_defaults import DEFAULT_BATCH  # noqa: E402
 
 PROMPTS = {"object": "a photo of a {}", "style": "a painting in the style of {}"}
 
@@ -68,6 +69,8 @@ def run_ours(
     """Our loop with a judge every ``eval_every`` steps (its time kept out of train_s)."""
     from trainer_service.training import train_embedding
 
+    kw.setdefault("batch_size", args.batch_size)  # None: the trainer's default
+    kw.setdefault("seed", args.seed)
     params = TrainingParams(
         trigger="<t>",
         initializer=args.initializer,
@@ -113,7 +116,8 @@ def run_reference(
     while steps <= args.cap:
         out = train_baseline(
             train_pipe, pngs, trigger="<t>", initializer=args.initializer, steps=steps,
-            learning_rate=args.lr, resolution=data.SIZE, seed=0,
+            learning_rate=args.lr, resolution=data.SIZE, seed=args.seed,
+            batch_size=args.batch_size or min(DEFAULT_BATCH, len(pngs)),
         )  # fmt: skip
         vectors = out["vectors"]
         acc, _ = embedding_accuracy(eval_pipe, vectors, concept, args.n)
@@ -152,6 +156,10 @@ def main() -> None:
     ap.add_argument("--initializer", default="shape")
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--runs", default="seen,words,ours,no-es,reference,vectors")
+    ap.add_argument(
+        "--batch-size", type=int, help="images per step (both loops; default: the trainer's, 4)"
+    )
+    ap.add_argument("--seed", type=int, default=0, help="training seed (both loops)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (both loops)")
     ap.add_argument("--previews", help="write a before/after preview grid PNG here")
     ap.add_argument("--smoke", action="store_true", help="one concept, our loop, small N")

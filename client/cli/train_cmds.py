@@ -120,7 +120,10 @@ def train(
         typer.Option(help="Training resolution (px); default: the base model's own."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Images per step (1-16).")
+        int | None,
+        typer.Option(
+            "--batch-size", help="Images per step (1-16); default: 4, or all images if fewer."
+        ),
     ] = None,
     early_stop: Annotated[
         bool,

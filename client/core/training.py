@@ -127,7 +127,9 @@ class TrainingParams:
     concept: str = "object"
     steps: int = 2000  # hard cap; early stopping usually ends sooner
     learning_rate: float = 5e-3
-    batch_size: int = 1
+    # None: up to DEFAULT_BATCH images per step (all of them if fewer), chosen by the worker and
+    # recorded with the version (see trainer_service/training/model_defaults.py).
+    batch_size: int | None = None
     # None: the base model's own size (sample_size x VAE scale: 512 SD1.5, 768 SD2-768, 1024
     # SDXL), chosen by the worker that loads it and recorded with the version.
     resolution: int | None = None
@@ -161,7 +163,8 @@ class TrainingParams:
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr <= 1:
             raise _bad("learning_rate", lr, "a number in (0, 1], typically 5e-4 to 5e-3")
-        _int_in("batch_size", self.batch_size, 1, MAX_BATCH)
+        if self.batch_size is not None:
+            _int_in("batch_size", self.batch_size, 1, MAX_BATCH)
         if self.resolution is not None:
             _int_in("resolution", self.resolution, 16, 2048)
             if self.resolution % 8:

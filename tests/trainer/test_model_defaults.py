@@ -1,5 +1,6 @@
-"""Defaults that depend on the base model: a job that names no resolution trains at the model's
-own size (``unet.config.sample_size x vae_scale_factor``), never at a fixed 512 px."""
+"""Defaults that depend on the base model or the images: a job that names no resolution trains at
+the model's own size (``unet.config.sample_size x vae_scale_factor``), never at a fixed 512 px;
+one that names no batch size averages each step over up to 4 of its images."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ def test_a_given_resolution_is_kept(tiny_pipes, images) -> None:
     trainer = Trainer(pipe, images, params)
     assert trainer.params.resolution == 48
     assert tuple(trainer.cache.mean.shape[-2:]) == (24, 24)
+
+
+@pytest.mark.parametrize(("given", "count", "expected"), [(None, 3, 3), (None, 9, 4), (2, 9, 2)])
+def test_the_batch_follows_the_images_unless_given(tiny_pipes, images, given, count, expected):
+    params = TrainingParams(trigger="<toy>", initializer="cat", steps=1, batch_size=given)
+    trainer = Trainer(tiny_pipes["sd1"], (images * 3)[:count], params)
+    assert trainer.params.batch_size == expected
+    assert trainer.sample_batch().latents.shape[0] == expected
 
 
 @pytest.mark.parametrize(

@@ -59,15 +59,17 @@ def resolve_device(name: str) -> torch.device:
 
 class Trainer:
     """One run: frozen pipeline, spliced vectors, AdamW over them, cached latents, generator.
-    ``params`` are the job's with the model's defaults filled in (``fit_to_model``)."""
+    ``params`` are the job's with the model's and the images' defaults filled in
+    (``fit_to_model``)."""
 
     def __init__(self, pipe: Any, images: list[Any], params: TrainingParams) -> None:
-        params = fit_to_model(pipe, params)
+        images = list(images)
+        params = fit_to_model(pipe, params, len(images))
         self.pipe, self.params = pipe, params
         self.device = resolve_device(params.device)
         pipe.to(self.device)
         self.cuda = self.device.type == "cuda"
-        prepared = prepare_images(list(images), params.resolution)
+        prepared = prepare_images(images, params.resolution)
         self.image_digests = [p.digest for p in prepared]
         self.slots = text.encoder_slots(pipe)
         self.unet, self.sdxl = pipe.unet, len(self.slots) == 2
@@ -126,7 +128,16 @@ class Trainer:
         modules = [self.unet, self.pipe.vae, *(s.text_encoder for s in self.slots)]
         modes = [m.training for m in modules]
         flags = [[p.requires_grad for p in m.parameters()] for m in modules]
+        determinism = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        )
         try:
+            if not self.cuda:
+                # Same seed, same vectors, and a resumed run equal to an uninterrupted one: on
+                # the CPU, with more than one thread and 3+ images per batch, the default
+                # kernels accumulated gradients in a varying order (last digits differed).
+                torch.use_deterministic_algorithms(True)
             for m in modules:
                 m.eval().requires_grad_(False)
             with text.spliced(self.slots, self.vectors):
@@ -136,6 +147,7 @@ class Trainer:
                 m.train(mode)
                 for p, f in zip(m.parameters(), fl, strict=True):
                     p.requires_grad_(f)
+            torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
 
     # -- batches -----------------------------------------------------------------------------
     def sample_batch(self, generator: torch.Generator | None = None) -> Batch:
