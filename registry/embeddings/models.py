@@ -24,6 +24,14 @@ class ConceptType(StrEnum):
     NEGATIVE = "negative"
 
 
+# SQLite without AUTOINCREMENT hands the id of a deleted highest row out again; the similarity
+# index remembers rows by version and embedding id (and the FTS table is keyed by embedding id),
+# so a reused id made a new version invisible to "similar" until a restart. PostgreSQL's
+# sequences never reuse ids; on SQLite AUTOINCREMENT keeps the highest id ever handed out in
+# sqlite_sequence (migration 0007).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Embedding(SQLModel, table=True):
     # One index per browse sort, ending in id like the keyset cursor: "ORDER BY key DESC, id
     # DESC LIMIT n" walks the index backwards and stops after n visible rows, instead of
@@ -34,6 +42,7 @@ class Embedding(SQLModel, table=True):
         Index("ix_embedding_stars_id", "stars", "id"),
         Index("ix_embedding_trending_id", "trending", "id"),
         Index("ix_embedding_updated_at_id", "updated_at", "id"),
+        NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -72,6 +81,7 @@ class EmbeddingVersion(SQLModel, table=True):
         UniqueConstraint("embedding_id", "number"),
         UniqueConstraint("embedding_id", "digest"),
         Index("ix_embedding_version_upload_sha256", "upload_sha256"),
+        NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)
