@@ -13,7 +13,7 @@ from client.core.errors import BadRequest, NotFound
 from registry import validation
 from registry.accounts.access import Principal
 from registry.context import Registry, run_read
-from registry.db import read_scope, session_scope
+from registry.db import read_connection, read_scope, session_scope
 from registry.similarity.routes import near_duplicates_json
 
 from . import downloads, hashes, reads, services
@@ -284,20 +284,19 @@ def lookup(
 
 
 # The read handlers' database work: plain functions so that ``run_read`` can run them inline
-# (SQLite) or in a worker thread (PostgreSQL). Core rows, not ORM objects (see ``reads``).
+# (SQLite) or in a worker thread (PostgreSQL). Core rows on a Core connection, no ORM Session
+# (see ``reads`` and ``read_connection``).
 
 
 def _info(registry: Registry, principal: Principal | None, ns: str, name: str) -> dict[str, Any]:
-    with read_scope(registry.engine) as session:
-        conn = session.connection()
+    with read_connection(registry.engine) as conn:
         return embedding_json(conn, reads.embedding_row(conn, principal, ns, name))
 
 
 def _versions(
     registry: Registry, principal: Principal | None, ns: str, name: str
 ) -> dict[str, Any]:
-    with read_scope(registry.engine) as session:
-        conn = session.connection()
+    with read_connection(registry.engine) as conn:
         embedding = reads.embedding_row(conn, principal, ns, name)
         tags, _ = reads.tags_of(conn, embedding.id)
         items = reads.versions(conn, embedding.id)
@@ -307,8 +306,7 @@ def _versions(
 def _version(
     registry: Registry, principal: Principal | None, ns: str, name: str, ref: str
 ) -> dict[str, Any]:
-    with read_scope(registry.engine) as session:
-        conn = session.connection()
+    with read_connection(registry.engine) as conn:
         embedding = reads.embedding_row(conn, principal, ns, name)
         version = reads.version_row(conn, embedding, ref)
         tags, _ = reads.tags_of(conn, embedding.id)
@@ -322,8 +320,8 @@ def _browse(registry: Registry, principal: Principal | None, query: SearchQuery)
 
 
 def _blob_visible(registry: Registry, principal: Principal | None, digest: str) -> bool:
-    with read_scope(registry.engine) as session:
-        return reads.blob_visible(session.connection(), principal, digest)
+    with read_connection(registry.engine) as conn:
+        return reads.blob_visible(conn, principal, digest)
 
 
 ROUTES = [EmbeddingController, browse, blob_exists, lookup]
