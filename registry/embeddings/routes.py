@@ -314,8 +314,8 @@ def _version(
 
 
 def _browse(registry: Registry, principal: Principal | None, query: SearchQuery) -> dict[str, Any]:
-    with read_scope(registry.engine) as session:
-        rows, next_cursor = search_embeddings(session, principal, query)
+    with read_connection(registry.engine) as conn:
+        rows, next_cursor = search_embeddings(conn, principal, query)
         return {"items": [embedding_summary(r) for r in rows], "next_cursor": next_cursor}
 
 

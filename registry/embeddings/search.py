@@ -13,9 +13,23 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import and_, exists, literal_column, or_, text, tuple_
-from sqlmodel import Session, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
+from sqlmodel import Session
 
 from client.core.errors import BadRequest, LexiconError
 from registry import validation
@@ -23,22 +37,22 @@ from registry.accounts.access import Principal
 
 from .models import Embedding, EmbeddingTag, EmbeddingVersion
 
+EMBEDDING = Embedding.__table__  # type: ignore[attr-defined]
+VERSION = EmbeddingVersion.__table__  # type: ignore[attr-defined]
+CONTENT_TAG = EmbeddingTag.__table__  # type: ignore[attr-defined]
 SORTS = {
-    "downloads": Embedding.downloads,
-    "stars": Embedding.stars,
-    "recent": Embedding.updated_at,
-    "trending": Embedding.trending,
+    "downloads": EMBEDDING.c.downloads,
+    "stars": EMBEDDING.c.stars,
+    "recent": EMBEDDING.c.updated_at,
+    "trending": EMBEDDING.c.trending,
 }
 MAX_LIMIT = 100
 _WORD = re.compile(r"[\w]+", re.UNICODE)
 
 
 def _tags(session: Session, embedding_id: int) -> list[str]:
-    return list(
-        session.exec(
-            select(EmbeddingTag.tag).where(EmbeddingTag.embedding_id == embedding_id)
-        ).all()
-    )
+    tags = select(EmbeddingTag.tag).where(EmbeddingTag.embedding_id == embedding_id)
+    return list(session.execute(tags).scalars().all())
 
 
 def index_embedding(session: Session, embedding: Embedding) -> None:
@@ -149,35 +163,33 @@ def _sqlite_probe_id():
     return literal_column("+embedding.id")
 
 
-def _text_match(session: Session, q: str):
-    words = _WORD.findall(q.lower())
-    if not words:
-        return None
-    if session.get_bind().dialect.name == "sqlite":
-        match = " AND ".join(f'"{w}"*' for w in words)
+def _text_match(dialect: str):
+    """Ids whose index row matches ``:match`` (see :func:`_match_words` for its text)."""
+    if dialect == "sqlite":
         return _sqlite_probe_id().in_(
             select(text("rowid"))
             .select_from(text("embedding_fts"))
-            .where(text("embedding_fts MATCH :match").bindparams(match=match))
+            .where(text("embedding_fts MATCH :match"))
         )
-    tsquery = " & ".join(f"{w}:*" for w in words)
-    return Embedding.id.in_(
+    return EMBEDDING.c.id.in_(
         select(text("embedding_id"))
         .select_from(text("embedding_fts"))
-        .where(text("document @@ to_tsquery('simple', :tsq)").bindparams(tsq=tsquery))
+        .where(text("document @@ to_tsquery('simple', :match)"))
     )
 
 
-def _plan_for_these_values(session: Session) -> None:
-    """On PostgreSQL, plan this transaction's statements for their actual parameters.
+def _match_words(dialect: str, words: list[str]) -> str:
+    """Every word as a prefix: an FTS5 query on SQLite, a tsquery on PostgreSQL."""
+    if dialect == "sqlite":
+        return " AND ".join(f'"{w}"*' for w in words)
+    return " & ".join(f"{w}:*" for w in words)
 
-    psycopg prepares a statement server-side after its 5th run on a connection; from then on
-    PostgreSQL may switch to a *generic* plan, which guesses 500 rows for ``document @@
-    to_tsquery($1)`` whatever the word: a common word then took ~600 ms instead of ~150 ms
-    (issue 12). ``SET LOCAL`` lasts until the transaction ends, so other queries keep the cache.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+# psycopg prepares a statement server-side after its 5th run on a connection; from then on
+# PostgreSQL may switch to a *generic* plan, which guesses 500 rows for ``document @@
+# to_tsquery($1)`` whatever the word: a common word then took ~600 ms instead of ~150 ms
+# (issue 12). ``SET LOCAL`` lasts until the transaction ends, so other queries keep the cache.
+_PLAN_FOR_THESE_VALUES = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 def visible_filter(principal: Principal | None):
@@ -190,49 +202,95 @@ def visible_filter(principal: Principal | None):
     return or_(Embedding.visibility == "public", Embedding.namespace.in_(readable))
 
 
+# What a browse statement's shape depends on: the caller's kind and which filters are present.
+_ANONYMOUS, _MEMBER, _ADMIN = "anonymous", "member", "admin"
+# filter -> the parameter that says it is present
+_FILTERS = {
+    "family": "family",
+    "type": "type",
+    "author": "author",
+    "tag": "tag",
+    "q": "match",
+    "cursor": "after_id",
+}
+
+
+@lru_cache(maxsize=512)
+def _browse_statement(dialect: str, sort: str, caller: str, filters: frozenset[str]) -> Select:
+    """The browse/search statement for one shape, built once: the request's values are named
+    ``bindparam``s (``family``, ``type``, ``author``, ``tag``, ``match``, ``after_key``,
+    ``after_id``, ``readable``, ``limit``). Building a ``select`` and its cache key per request
+    was ~30% of a search's CPU (issue 12); a prebuilt statement memoizes its key."""
+    e = EMBEDDING.c
+    key = SORTS[sort]
+    version_filter = [VERSION.c.embedding_id == e.id, VERSION.c.yanked.is_(False)]
+    if "family" in filters:
+        version_filter.append(VERSION.c.family == bindparam("family"))
+    stmt = select(EMBEDDING).where(exists().where(and_(*version_filter)))
+    if caller == _ANONYMOUS:  # a plain equality, so the planner can use it (no OR with IN ())
+        stmt = stmt.where(e.visibility == "public")
+    elif caller == _MEMBER:
+        readable = bindparam("readable", expanding=True)
+        stmt = stmt.where(or_(e.visibility == "public", e.namespace.in_(readable)))
+    if "type" in filters:
+        stmt = stmt.where(e.concept_type == bindparam("type"))
+    if "author" in filters:
+        stmt = stmt.where(e.namespace == bindparam("author"))
+    if "tag" in filters:
+        # An uncorrelated IN: the tag index yields the ids once (a semi-join), where a
+        # correlated EXISTS probed embedding_tag for every candidate row (279 ms at 100k).
+        tagged = select(CONTENT_TAG.c.embedding_id).where(CONTENT_TAG.c.tag == bindparam("tag"))
+        member = _sqlite_probe_id() if dialect == "sqlite" else e.id
+        stmt = stmt.where(member.in_(tagged))
+    if "q" in filters:
+        stmt = stmt.where(_text_match(dialect))
+    if "cursor" in filters:
+        # A row-value comparison is one index range on (key, id); the equivalent OR was only a
+        # filter, so a deep page read and discarded every row before it.
+        after = tuple_(bindparam("after_key", type_=key.type), bindparam("after_id", type_=Integer))
+        stmt = stmt.where(tuple_(key, e.id) < after)
+    limit = bindparam("limit", type_=Integer)
+    return stmt.order_by(key.desc(), e.id.desc()).limit(limit)
+
+
 def search_embeddings(
-    session: Session, principal: Principal | None, query: SearchQuery
-) -> tuple[list[Embedding], str | None]:
+    db: Session | Connection, principal: Principal | None, query: SearchQuery
+) -> tuple[list[Row], str | None]:
+    """One page of embeddings (table rows, with the model's attribute names) and the cursor of
+    the next page (None on the last)."""
     for param in ("q", "family", "type", "tag", "author", "cursor"):
         validation.no_nul(getattr(query, param), param)
     if query.sort not in SORTS:
         raise BadRequest(f"unknown sort {query.sort!r}; use {', '.join(SORTS)}")
     if not 1 <= query.limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be 1-{MAX_LIMIT}")
-    key = SORTS[query.sort]
-    live = EmbeddingVersion.embedding_id == Embedding.id
-    version_filter = [live, EmbeddingVersion.yanked.is_(False)]
-    if query.family:
-        version_filter.append(EmbeddingVersion.family == query.family)
-    stmt = select(Embedding).where(exists().where(and_(*version_filter)))
-    visible = visible_filter(principal)
-    if visible is not None:
-        stmt = stmt.where(visible)
-    if query.type:
-        stmt = stmt.where(Embedding.concept_type == query.type)
-    if query.author:
-        stmt = stmt.where(Embedding.namespace == query.author)
+    conn = db.connection() if isinstance(db, Session) else db
+    dialect = conn.dialect.name
+    values = {"family": query.family, "type": query.type, "author": query.author}
+    params: dict[str, object] = {name: value for name, value in values.items() if value}
+    params["limit"] = query.limit + 1
     if query.tag:
-        # An uncorrelated IN: the tag index yields the ids once (a semi-join), where a
-        # correlated EXISTS probed embedding_tag for every candidate row (279 ms at 100k).
-        tagged = select(EmbeddingTag.embedding_id).where(EmbeddingTag.tag == query.tag)
-        member = _sqlite_probe_id() if session.get_bind().dialect.name == "sqlite" else Embedding.id
-        stmt = stmt.where(member.in_(tagged))
-    if query.q:
-        match = _text_match(session, query.q)
-        if match is not None:
-            stmt = stmt.where(match)
+        params["tag"] = query.tag
+    words = _WORD.findall(query.q.lower()) if query.q else []
+    if words:
+        params["match"] = _match_words(dialect, words)
     if query.cursor:
-        value, last_id = _decode_cursor(query.cursor, query.sort)
-        # A row-value comparison is one index range on (key, id); the equivalent OR was only a
-        # filter, so a deep page read and discarded every row before it.
-        stmt = stmt.where(tuple_(key, Embedding.id) < tuple_(value, last_id))
-    stmt = stmt.order_by(key.desc(), Embedding.id.desc()).limit(query.limit + 1)
-    _plan_for_these_values(session)
-    rows = list(session.exec(stmt).all())
+        params["after_key"], params["after_id"] = _decode_cursor(query.cursor, query.sort)
+    if principal is None:
+        caller = _ANONYMOUS
+    elif principal.is_admin:
+        caller = _ADMIN
+    else:
+        caller = _MEMBER
+        params["readable"] = [principal.username, *principal.roles]
+    shape = frozenset(name for name, bound in _FILTERS.items() if bound in params)
+    stmt = _browse_statement(dialect, query.sort, caller, shape)
+    if dialect == "postgresql":
+        conn.execute(_PLAN_FOR_THESE_VALUES)
+    rows = list(conn.execute(stmt, params).all())
     next_cursor = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         last = rows[-1]
-        next_cursor = _encode_cursor(getattr(last, key.key), last.id)
+        next_cursor = _encode_cursor(getattr(last, SORTS[query.sort].key), last.id)
     return rows, next_cursor
