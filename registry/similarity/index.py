@@ -102,8 +102,9 @@ class SimilarityIndex:
         self.families: dict[str, FamilyMatrix] = {}
         self.seen: set[int] = set()
         self.position: dict[int, tuple[str, int]] = {}  # version id -> (family, row)
-        # Version id -> digest of the row loaded: SQLite hands a deleted highest id out again,
-        # so a row is only trusted for the version whose digest it was loaded with.
+        # Version id -> digest of the row loaded: a SQLite database not yet at migration 0007
+        # (AUTOINCREMENT) hands a deleted highest id out again, so a row is only trusted for
+        # the version whose digest it was loaded with.
         self.digests: dict[int, str] = {}
         self.highest = 0
         self.pending: set[int] = set()  # ids in the window below ``highest`` not seen yet
