@@ -57,6 +57,40 @@ def load_pipeline(base_model: str) -> Any:
     return pipe
 
 
+def _encoder_config(base_model: str, subfolder: str) -> dict[str, Any] | None:
+    path = Path(base_model)
+    if path.is_dir():
+        config = path / subfolder / "config.json"
+        return json.loads(config.read_text()) if config.is_file() else None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return json.loads(Path(hf_hub_download(base_model, f"{subfolder}/config.json")).read_text())
+    except Exception:  # noqa: BLE001 - no such file: the loaded pipeline decides
+        return None
+
+
+def family_from_configs(base_model: str) -> str | None:
+    """The family from the text encoders' ``config.json`` (``hidden_size`` is the width of the
+    token table), read before the weights load so the worker registers within a second of
+    starting instead of after the load (~9 s for the toy world on a busy CPU): a ``hub train``
+    without ``--family`` needs a live worker. None when a config is missing or unknown."""
+    from client.core.families import family_for_widths
+
+    first = _encoder_config(base_model, "text_encoder")
+    if first is None or "hidden_size" not in first:
+        return None
+    second = _encoder_config(base_model, "text_encoder_2")
+    if second is not None:
+        widths = {"clip_l": int(first["hidden_size"]), "clip_g": int(second.get("hidden_size", 0))}
+    else:
+        widths = {"emb_params": int(first["hidden_size"])}
+    try:
+        return family_for_widths(widths).name
+    except LexiconError:
+        return None
+
+
 def detect_family(pipe: Any) -> str:
     """The family from the text encoders' input widths (client.core.families' one table)."""
     from client.core.families import family_for_widths
@@ -120,18 +154,19 @@ def main_command(
     from trainer_service.worker import Worker, WorkerOptions
 
     resolved, memory = resolve_device(device)
-    pipe = load_pipeline(base_model)
-    family = detect_family(pipe)
     ids = list(model_id or [])
     if not Path(base_model).is_dir() and base_model not in ids:
         ids.append(base_model)
-    caps = Capabilities(
-        name=name or f"{socket.gethostname()}-{os.getpid()}",
-        families=[family],
-        base_models=ids,
-        device=resolved,
-        memory_bytes=memory,
-    )
+
+    def capabilities(family: str) -> Capabilities:
+        return Capabilities(
+            name=name or f"{socket.gethostname()}-{os.getpid()}",
+            families=[family],
+            base_models=ids,
+            device=resolved,
+            memory_bytes=memory,
+        )
+
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -148,7 +183,20 @@ def main_command(
         device=resolved,
     )
     try:
-        Worker(api, pipe, caps, options, stop).run(once=once)
+        early = family_from_configs(base_model)
+        worker = Worker(api, None, capabilities(early), options, stop) if early else None
+        if worker is not None:
+            worker.register()  # a job may be submitted now; it is claimed after the load
+        pipe = load_pipeline(base_model)
+        family = detect_family(pipe)
+        if worker is None:
+            worker = Worker(api, pipe, capabilities(family), options, stop)
+        elif family != early:
+            raise typer.BadParameter(
+                f"the text encoders' config.json say {early} but the loaded weights are {family}"
+            )
+        worker.pipe = pipe
+        worker.run(once=once)
     except LexiconError as exc:
         typer.echo(f"lexicon-trainer: {exc} ({exc.fix})", err=True)
         raise typer.Exit(1) from None

@@ -66,11 +66,18 @@ class Worker:
         self.stop = stop or threading.Event()
         self.worker_id: str | None = None
 
+    def register(self) -> str:
+        """Register with the registry (``run`` does it unless it was done first)."""
+        self.worker_id = self.api.register(self.caps)
+        log.info("registered as %s (%s)", self.worker_id, ", ".join(self.caps.families))
+        return self.worker_id
+
     def run(self, *, once: bool = False) -> int:
         """Serve jobs until ``stop`` is set (or after one job with ``once``); returns how many
         jobs were handled."""
-        self.worker_id = self.api.register(self.caps)
-        log.info("registered as %s (%s)", self.worker_id, ", ".join(self.caps.families))
+        if self.worker_id is None:
+            self.register()
+        assert self.worker_id is not None
         handled = 0
         while not self.stop.is_set():
             claimed = self.api.claim(self.worker_id)
