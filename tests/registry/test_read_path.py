@@ -100,3 +100,25 @@ def test_a_download_counts_once_and_moves_trending(hub: Hub, ref: str) -> None:
     (row,) = hub.rows(Embedding)
     created = datetime.fromisoformat(info["created_at"])
     assert row.trending == pytest.approx(trending_score(3, 0, created))
+
+
+def test_reads_give_their_connection_back_whatever_they_answer(hub: Hub) -> None:
+    """The read routes run on a Core connection of their own (``read_connection``): a 404, a
+    400 or a 200 must all return it to the pool, or a few thousand reads would exhaust it."""
+    token = hub.user("alice")
+    digest = hub.published("alice", "dog", token)["digest"]
+    base = "/api/v1/embeddings/alice/dog"
+    pool = hub.registry.engine.pool
+    for headers in ({}, auth(token)):
+        for path, status in [
+            (f"{base}/", 200),
+            (f"{base}/versions", 200),
+            (f"{base}/versions/latest", 200),
+            (f"{base}/versions/9", 404),
+            ("/api/v1/embeddings/alice/nope/", 404),
+            ("/api/v1/embeddings?q=dog&sort=stars", 200),
+            ("/api/v1/embeddings?cursor=not-ours", 400),
+        ]:
+            assert hub.client.get(path, headers=headers).status_code == status, path
+        assert hub.client.head(f"/api/v1/blobs/{digest}", headers=headers).status_code == 200
+    assert pool.checkedout() == 0
