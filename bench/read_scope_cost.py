@@ -1,6 +1,7 @@
 """What a read transaction's scope costs around one statement (issue 12, target 1): the ORM
 ``read_scope`` (a ``Session``) against the Core ``read_connection`` the hot read routes use, and
-a plain ``engine.connect()`` as the floor. CPU microseconds per read, alternated in one run.
+a plain ``engine.connect()`` (on SQLite that takes the write path's ``BEGIN IMMEDIATE`` through
+SQLAlchemy, so it is no floor there). CPU microseconds per read, alternated in one run.
 
     .venv/bin/python bench/read_scope_cost.py
     .venv/bin/python bench/read_scope_cost.py --db postgres
