@@ -41,9 +41,10 @@ T = TypeVar("T")
 
 async def run_read(registry: Registry, work: Callable[..., T], *args: Any) -> T:
     """Run a read-only database call. On SQLite it runs inline: a WAL read takes no lock and
-    never waits (``read_scope`` opens a deferred ``BEGIN``), and the round trip to a worker
-    thread cost more than the query itself (issue 12). Elsewhere (PostgreSQL: network I/O,
-    a pool that may be exhausted) it runs in a worker thread so the event loop never blocks.
+    never waits (both read scopes in ``registry.db`` open a deferred ``BEGIN``), and the round
+    trip to a worker thread cost more than the query itself (issue 12). Elsewhere (PostgreSQL:
+    network I/O, a pool that may be exhausted) it runs in a worker thread so the event loop
+    never blocks.
     Never use it for a call that writes: a SQLite write may wait for the lock."""
     if registry.inline_reads:
         return work(*args)
