@@ -63,7 +63,7 @@ class Embedding(SQLModel, table=True):
     trending: float = 0.0
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)  # indexed with id (browse sort)
 
 
 class EmbeddingTag(SQLModel, table=True):
