@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from registry.accounts.access import Principal
 from registry.accounts.services import principal_for_token
 from registry.accounts.tokens import hash_token
-from registry.db import read_scope
+from registry.db import read_connection
 from registry.settings import Settings
 from registry.storage.base import BlobStore
 
@@ -78,8 +78,8 @@ ANONYMOUS = Caller(None, None)
 
 
 def _resolve(registry: Registry, secret: str) -> Caller:
-    with read_scope(registry.engine) as session:
-        return Caller(principal_for_token(session, secret), hash_token(secret))
+    with read_connection(registry.engine) as conn:  # no ORM Session: ~17% of a token read
+        return Caller(principal_for_token(conn, secret), hash_token(secret))
 
 
 async def caller_for(request: Request) -> Caller:

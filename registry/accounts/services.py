@@ -200,11 +200,11 @@ _ROLES = (
 )
 
 
-def principal_for_token(session: Session, secret: str) -> Principal | None:
+def principal_for_token(session: Session | sa.Connection, secret: str) -> Principal | None:
     """The caller behind a bearer token, or None for an unknown, revoked or expired token.
     Runs on every request that carries a token: the token and its user in one statement,
-    Core columns, no ORM objects."""
-    conn = session.connection()
+    Core columns, no ORM objects (the request path passes a Core read connection)."""
+    conn = session.connection() if isinstance(session, Session) else session
     row = conn.execute(_TOKEN_AND_USER, {"token_hash": hash_token(secret)}).first()
     if row is None:
         return None
