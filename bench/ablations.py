@@ -30,7 +30,7 @@ import torch
 
 from trainer_service.training.data import prepare_images
 from trainer_service.training.early_stop import DvarRule
-from trainer_service.training.loop import Batch, Trainer
+from trainer_service.training.trainer import Batch, Trainer
 
 VARIANTS = ("ours", "full-table", "vae-every-step", "sync-every-step", "no-early-stop")
 GPU_VARIANTS = (*VARIANTS, "bf16-off", "compile")

@@ -7,10 +7,11 @@ from client.core.training import TrainingParams
 
 from .checkpoint import Checkpoint
 from .early_stop import DvarRule
-from .loop import Trainer, train_embedding
+from .loop import train_embedding
 from .model_defaults import fit_to_model, native_resolution
 from .previews import render_previews
 from .results import Progress, TrainingResult
+from .trainer import Trainer
 
 __all__ = [
     "Checkpoint",
