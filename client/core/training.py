@@ -99,6 +99,7 @@ MAX_PREVIEWS = 8
 # characters, since the trigger becomes a database column and a prompt token.
 TRIGGER_RE = re.compile(r"[^\s{}\x00-\x1f\x7f]{1,64}")
 DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]+)?|mps")
+BASE_MODEL_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")  # a hub id or a fine-tune's name
 
 
 def _bad(name: str, value: Any, allowed: str) -> BadRequest:
@@ -301,8 +302,12 @@ class JobRequest:
             data["concept"] = data.pop("type")
         base_model = data.pop("base_model", None) or None
         family = data.pop("family", None) or None
-        if base_model is not None and (not isinstance(base_model, str) or len(base_model) > 200):
-            raise _bad("base_model", base_model, "a model id of up to 200 characters")
+        if base_model is not None and (
+            not isinstance(base_model, str) or not BASE_MODEL_RE.fullmatch(base_model)
+        ):
+            raise _bad("base_model", base_model, "a model id of 1-200 characters, no spaces")
+        if family is not None and not isinstance(family, str):
+            raise _bad("family", family, f"one of {', '.join(FAMILIES)}, as a string")
         known = family_for_base_model(base_model) if base_model else None
         if family is None and known is not None:
             family = known.name

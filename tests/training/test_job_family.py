@@ -131,3 +131,22 @@ def test_hub_train_without_family_uses_the_workers(
     code, output = _train(reg, alice, tmp_path)
     assert code == 0, output
     assert json.loads(output)["family"] == "sd1"
+
+
+def test_a_family_or_base_model_of_the_wrong_shape_is_a_400_naming_the_field(
+    thub: TrainingHub,
+) -> None:
+    """A list or object where a family name goes, or a NUL in a base-model id, is the caller's
+    mistake: 400 naming the field, nothing queued (a list crashed the check, a NUL reached the
+    database)."""
+    alice = thub.user("alice")
+    for field, value in [
+        ("family", ["sd1"]),
+        ("family", {"name": "sd1"}),
+        ("base_model", "org/model\x00x"),
+        ("base_model", ["org/model"]),
+    ]:
+        r = thub.submit(alice, {**unnamed(), "family": "sd1", field: value}, IMAGES)
+        body = assert_problem(r, 400, "bad_request")
+        assert field in body["detail"], body
+    assert thub.rows(TrainingJob) == []
