@@ -70,40 +70,41 @@ def _encoder_config(base_model: str, subfolder: str) -> dict[str, Any] | None:
         return None
 
 
+def _family_for(first: int, second: int | None) -> str:
+    """The family of text encoders this wide (client.core.families' one table); ``second`` is
+    SDXL's text_encoder_2."""
+    from client.core.families import family_for_widths
+
+    if second is None:
+        return family_for_widths({"emb_params": first}).name
+    return family_for_widths({"clip_l": first, "clip_g": second}).name
+
+
 def family_from_configs(base_model: str) -> str | None:
     """The family from the text encoders' ``config.json`` (``hidden_size`` is the width of the
     token table), read before the weights load so the worker registers within a second of
     starting instead of after the load (~9 s for the toy world on a busy CPU): a ``hub train``
     without ``--family`` needs a live worker. None when a config is missing or unknown."""
-    from client.core.families import family_for_widths
-
     first = _encoder_config(base_model, "text_encoder")
     if first is None or "hidden_size" not in first:
         return None
     second = _encoder_config(base_model, "text_encoder_2")
-    if second is not None:
-        widths = {"clip_l": int(first["hidden_size"]), "clip_g": int(second.get("hidden_size", 0))}
-    else:
-        widths = {"emb_params": int(first["hidden_size"])}
     try:
-        return family_for_widths(widths).name
+        return _family_for(
+            int(first["hidden_size"]), None if second is None else int(second.get("hidden_size", 0))
+        )
     except LexiconError:
         return None
 
 
 def detect_family(pipe: Any) -> str:
-    """The family from the text encoders' input widths (client.core.families' one table)."""
-    from client.core.families import family_for_widths
+    """The family from the loaded text encoders' token-table widths."""
 
     def width(encoder: Any) -> int:
         return int(encoder.get_input_embeddings().weight.shape[1])
 
     second = getattr(pipe, "text_encoder_2", None)
-    if second is not None:
-        widths = {"clip_l": width(pipe.text_encoder), "clip_g": width(second)}
-    else:
-        widths = {"emb_params": width(pipe.text_encoder)}
-    return family_for_widths(widths).name
+    return _family_for(width(pipe.text_encoder), None if second is None else width(second))
 
 
 def resolve_device(device: str) -> tuple[str, int | None]:
