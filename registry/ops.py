@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 
 from litestar import Response, get
@@ -73,13 +74,18 @@ class RequestMetrics:
         children[1].observe(seconds)
 
 
+# An id we echo in a response header and write to the log: a plain token, or we use our own.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
 def _given_request_id(scope: Scope) -> str:
-    """The caller's ``X-Request-ID`` (the last one, if sent twice), at most 64 characters."""
+    """The caller's ``X-Request-ID`` (the last one, if sent twice) when it is a plain token of
+    at most 64 characters; "" otherwise (not UTF-8, spaces, too long: a new id is made)."""
     given = b""
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             given = value
-    return given.decode()[:64]
+    return given.decode("ascii") if _REQUEST_ID.fullmatch(given) else ""
 
 
 def request_middleware(app: ASGIApp) -> ASGIApp:

@@ -123,3 +123,11 @@ def test_requests_are_logged_as_json_with_their_id(hub: Hub) -> None:
     entries = [json.loads(r) for r in records]
     mine = [e for e in entries if e.get("request_id") == "log-me"]
     assert mine and mine[0]["path"] == "/healthz" and mine[0]["status"] == 200
+
+
+def test_a_request_id_we_cannot_echo_safely_is_replaced_not_a_500(hub: Hub) -> None:
+    """Not UTF-8, or not a plain token: the request is served under an id of our own."""
+    for given in (b"\xff\xfe", b"trace 1; x=2", b"a" * 65 + b"\x80"):
+        r = hub.client.get("/healthz", headers={b"X-Request-ID": given})
+        assert r.status_code == 200, r.text
+        assert r.headers["x-request-id"] and r.headers["x-request-id"].encode() != given
