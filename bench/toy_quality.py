@@ -40,6 +40,7 @@ from client.toy_world.pipeline import generate, load_toy_pipeline  # noqa: E402
 from trainer_service.training.model_defaults import DEFAULT_BATCH  # noqa: E402
 
 PROMPTS = {"object": "a photo of a {}", "style": "a painting in the style of {}"}
+SEEN_IMAGES = 8  # per seen concept (24 x 8 = 192 images): +-2 points of sampling noise at 90%
 
 
 def judged(pipe: Any, prompt: str, concept: tuple[str, str], n: int, seed: int) -> float:
@@ -191,9 +192,11 @@ def main() -> None:
     render_acc = np.mean([judge.judge(data.render(s)).concept == s.concept for s in specs])
     print(f"judge accuracy on {len(specs)} renders: {render_acc:.1%}")
     if "seen" in runs:
-        per = [judged(eval_pipe, f"a {c} {s}", (c, s), 4, seed=i) for i, (c, s) in
+        k = SEEN_IMAGES
+        per = [judged(eval_pipe, f"a {c} {s}", (c, s), k, seed=k * i) for i, (c, s) in
                enumerate(data.SEEN)]  # fmt: skip
-        print(f"seen concepts, caption accuracy ({len(data.SEEN)} x 4 images): {np.mean(per):.1%}")
+        print(f"seen concepts, caption accuracy ({len(data.SEEN)} x {k} images): "
+              f"{np.mean(per):.1%}")  # fmt: skip
     print("\n| concept | run | accuracy at end | steps | train s | first step >= "
           f"{args.target:.0%} | train s to it |\n|---|---|---|---|---|---|---|")  # fmt: skip
     grids: list[list[Any]] = []

@@ -3,9 +3,10 @@
 No learned weights, so it cannot share a blind spot with the model it grades. Foreground = the
 saturated pixels (every fill colour is saturated; backgrounds are grey). Colour = the palette
 colour most foreground pixels are nearest to, or "striped" when the two stripe colours each hold
-a quarter of them. Shape = the shape whose own rendering, fitted to the foreground's bounding
-box, overlaps the foreground best (intersection over union), so a ring's hole and a star's
-points count.
+a quarter of them *in bands*: rows that each hold mostly one of them, alternating down the shape
+(a circle mottled red and yellow holds both colours but no bands). Shape = the shape whose own
+rendering, fitted to the foreground's bounding box, overlaps the foreground best (intersection
+over union), so a ring's hole and a star's points count.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ CHROMA_MIN = 60  # max(rgb) - min(rgb) of a foreground pixel; greys are ~0, fill
 MIN_PIXELS = 12  # fewer saturated pixels: nothing was drawn
 MAX_COVER = 0.6  # the largest shape covers ~45% of the frame; more is no plain background
 MIN_IOU = 0.4  # a best fit worse than this is a mess, not a shape
+BAND_PURITY = 0.8  # share of stripe-coloured pixels that agree with their row's majority
+BAND_CHANGES = 2  # times the row majority must switch colour top to bottom (renders: 3 or more)
 
 # Extent of each shape's bounding box in units of its radius (width, height), and where the
 # shape's centre sits below the box's centre (in radii): see data.shape_polygon.
@@ -57,13 +60,29 @@ def foreground(image: np.ndarray) -> np.ndarray:
     return (rgb.max(-1) - rgb.min(-1)) >= CHROMA_MIN
 
 
+def banded(nearest: np.ndarray, a: int, b: int) -> bool:
+    """Whether palette labels ``nearest`` (-1 off the shape) show horizontal bands of ``a``
+    and ``b``: each row mostly one of them, the row majority switching often enough."""
+    rows = [(int((row == a).sum()), int((row == b).sum())) for row in nearest]
+    rows = [(na, nb) for na, nb in rows if na + nb >= 3]  # rows that cross the shape
+    if not rows:
+        return False
+    agree = sum(max(na, nb) for na, nb in rows) / sum(na + nb for na, nb in rows)
+    majority = [na >= nb for na, nb in rows]
+    changes = sum(x != y for x, y in zip(majority, majority[1:], strict=False))
+    return agree >= BAND_PURITY and changes >= BAND_CHANGES
+
+
 def judge_colour(image: np.ndarray, mask: np.ndarray) -> str:
     pixels = image[mask].astype(np.float32)
     nearest = ((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1).argmin(1)
     shares = np.bincount(nearest, minlength=len(_NAMES)) / len(pixels)
     a, b = (_NAMES.index(c) for c in STRIPE_COLOURS)
     if shares[a] >= 0.25 and shares[b] >= 0.25:
-        return STRIPED
+        labels = np.full(mask.shape, -1)
+        labels[mask] = nearest
+        if banded(labels, a, b):
+            return STRIPED
     return _NAMES[int(shares.argmax())]
 
 

@@ -46,3 +46,24 @@ def test_renders_are_seeded() -> None:
     other = [data.render(s) for s in data.dataset(20, seed=6)]
     assert all((a == b).all() for a, b in zip(first, again, strict=True))
     assert not all((a == b).all() for a, b in zip(first, other, strict=True))
+
+
+def test_red_and_yellow_blotches_are_not_stripes() -> None:
+    """Striped means bands: rows that each hold one colour, alternating down the shape. A circle
+    mottled red and yellow (what an undertrained model draws) holds both colours, but no bands;
+    it is not a striped circle, whatever its colour shares."""
+    base = data.Spec("circle", "red", radius=10)
+    mask = data.shape_mask("circle", base.cx, base.cy, base.radius)[..., None]
+    y, x = np.indices((data.SIZE, data.SIZE))
+    patches = (y // 6 + x // 6) % 2 == 0  # 6 px blotches, red and yellow in every row
+    red, yellow = (np.array(data.COLOURS[c], np.float32) for c in data.STRIPE_COLOURS)
+    fill = np.where(patches[..., None], red, yellow)
+    mottled = np.rint(mask * fill + (1 - mask) * 235).astype(np.uint8)
+    verdict = judge.judge(mottled)
+    assert verdict.shape == "circle" and verdict.colour in ("red", "yellow"), verdict
+    # and a striped render, blurred as a small decoder blurs it, still reads as stripes
+    from PIL import Image, ImageFilter
+
+    striped = Image.fromarray(data.render(data.with_colour(base, data.STRIPED)))
+    soft = striped.filter(ImageFilter.GaussianBlur(0.7))
+    assert judge.judge(soft).concept == (data.STRIPED, "circle")
