@@ -101,24 +101,15 @@ class VaeEveryStepTrainer(Trainer):
             pixels += [t, torch.flip(t, dims=[2])]
         self.pixels = torch.stack(pixels).to(self.device, vae_dtype)
 
-    def sample_batch(self, generator: torch.Generator | None = None) -> Batch:
-        """Ours' draws from the same generator, but the latents come from a VAE encode of the
-        drawn images (and flips) this step: ``mean + std * eps``, as ``latent_dist.sample()``."""
-        g, b, dev = generator or self.generator, self.params.batch_size, self.device
-        idx = torch.randint(0, len(self.cache), (b,), generator=g, device=dev)
-        tmpl = torch.randint(0, len(self.templates), (b,), generator=g, device=dev)
-        t = torch.randint(0, self.num_timesteps, (b,), generator=g, device=dev)
-        shape = (b, *self.cache.mean.shape[1:])
-        eps = torch.randn(shape, generator=g, device=dev)
-        noise = torch.randn(shape, generator=g, device=dev)
+    def latents(self, idx: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Ours' draws, but the latents come from a VAE encode of the drawn images (and flips)
+        this step: ``mean + std * eps``, as ``latent_dist.sample()``."""
         vae = self.pipe.vae
         scale = float(vae.config.scaling_factor)
         shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
         with torch.no_grad():
             dist = vae.encode(self.pixels[idx]).latent_dist
-            latents = (dist.mean.float() - shift) * scale + dist.std.float() * scale * eps
-        ids = [tid[tmpl] for tid in self.template_ids]
-        return Batch(latents, noise, t, ids, self.cache.time_ids[idx])
+            return (dist.mean.float() - shift) * scale + dist.std.float() * scale * eps
 
 
 class NoAutocastTrainer(Trainer):

@@ -154,9 +154,14 @@ class Trainer:
         shape = (b, *self.cache.mean.shape[1:])
         eps = torch.randn(shape, generator=g, device=dev)
         noise = torch.randn(shape, generator=g, device=dev)
-        latents = self.cache.mean[idx] + self.cache.std[idx] * eps
         ids = [tid[tmpl] for tid in self.template_ids]
-        return Batch(latents, noise, t, ids, self.cache.time_ids[idx])
+        return Batch(self.latents(idx, eps), noise, t, ids, self.cache.time_ids[idx])
+
+    def latents(self, idx: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Latents of cached images ``idx``: ``mean + std * eps`` from the cache (encoded once),
+        as ``latent_dist.sample()`` would draw them. Benchmarks override only this, so their
+        variants consume the same random draws as ours."""
+        return self.cache.mean[idx] + self.cache.std[idx] * eps
 
     def fixed_batch(self, size: int = EVAL_BATCH) -> Batch:
         """The early-stopping batch: the first images unflipped (latent means), prompts from the
