@@ -4,9 +4,9 @@ SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions, so that co
 publishers queue for the write lock instead of failing mid-transaction with "database is locked".
 Reads (:func:`read_scope`, :func:`read_connection`) open a plain deferred ``BEGIN``: they never
 take the write lock, so GETs do not queue behind each other or behind a publish (WAL gives them a
-snapshot). With WAL,
-``synchronous=NORMAL`` syncs at checkpoints rather than on every commit: still consistent after
-a crash, a power loss may forget the last commits (an orphan blob that ``gc`` collects).
+snapshot). With WAL, ``synchronous=NORMAL`` syncs at checkpoints rather than on every commit:
+still consistent after a crash, a power loss may forget the last commits (an orphan blob that
+``gc`` collects).
 Writers of one process also queue on a Python lock before ``BEGIN IMMEDIATE``: they get the
 write lock the moment it is free, where SQLite's busy handler would sleep up to 100 ms a try
 (other processes still meet the busy timeout).
