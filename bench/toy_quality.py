@@ -178,7 +178,8 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="one concept, our loop, small N")
     args = ap.parse_args()
     if args.smoke:
-        args.concepts, args.runs, args.n, args.cap = "green-star", "seen,ours", 8, 200
+        # the striped circle: this toy world reaches it by step 50, the green star by ~200
+        args.concepts, args.runs, args.n, args.cap = "striped-circle", "seen,ours", 8, 200
         args.es_cap = 200
     import torch
 

@@ -6,7 +6,11 @@ picture. The same specs feed the pipeline's pre-training, the judge's accuracy c
 quality benchmark, so the three agree on what "a red circle" looks like.
 
 Held-out concepts (:data:`HELD_OUT`) are drawn in pre-training but captioned only "a shape": the
-model can make them, but no words name them. Textual inversion has to find them.
+model can make them, but no words name them. Textual inversion has to find them. Their parts are
+named elsewhere ("a green circle", "a yellow star"; "a striped square"), as a real text encoder
+knows the words of a concept it was never shown: an embedding can only find what the model's
+conditioning has some direction for (a pattern pre-training never named stays out of its reach,
+docs/PERFORMANCE.md "Toy world").
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from PIL import Image, ImageDraw
 
 SIZE = 32  # pixels; the pipeline's native resolution
 SUPERSAMPLE = 4
+LATENT_CELL = 4  # image pixels per latent cell (the toy VAE downsamples twice)
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -28,10 +33,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (150, 60, 200),
 }
 SHAPES = ("circle", "square", "triangle", "star", "ring")
-# A two-colour fill: horizontal bands of these colours (a pattern no single word names).
+# A two-colour fill: horizontal bands of these colours, laid on the shape from its centre line
+# down and up. A band is one latent row and a striped shape's centre sits on a latent-row
+# boundary: bands that straddle latent rows, or that stay put while the shape moves, come out of
+# a model this small blended to orange or mottled (docs/PERFORMANCE.md "Toy world").
 STRIPED = "striped"
 STRIPE_COLOURS = ("red", "yellow")
-STRIPE_PX = 4  # band height at the final size
+STRIPE_PX = LATENT_CELL  # band height at the final size
 
 GENERIC_CAPTION = "a shape"
 
@@ -66,7 +74,7 @@ HELD_OUT: dict[str, tuple[str, str]] = {
 }
 
 SEEN: tuple[tuple[str, str], ...] = tuple(
-    (c, s) for c in COLOURS for s in SHAPES if (c, s) not in HELD_OUT.values()
+    (c, s) for c in (*COLOURS, STRIPED) for s in SHAPES if (c, s) not in HELD_OUT.values()
 )
 
 
@@ -114,29 +122,36 @@ def shape_mask(
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
-def fill_colours(colour: str, size: int = SIZE) -> np.ndarray:
-    """The fill as an ``[size, size, 3]`` float image: one colour, or the stripes."""
-    if colour == STRIPED:
+def fill_colours(spec: Spec, size: int = SIZE) -> np.ndarray:
+    """The fill as an ``[size, size, 3]`` float image: one colour, or the stripes (the band
+    starting at the shape's centre line in the first stripe colour)."""
+    if spec.colour == STRIPED:
         a, b = (np.array(COLOURS[c], np.float32) for c in STRIPE_COLOURS)
-        bands = (np.arange(size) // STRIPE_PX) % 2 == 0
-        rows = np.where(bands[:, None], a, b)
-        return np.broadcast_to(rows[:, None, :], (size, size, 3)).copy()
-    return np.broadcast_to(np.array(COLOURS[colour], np.float32), (size, size, 3)).copy()
+        rows = (np.arange(size) + 0.5) * SIZE / size  # row centres, in final pixels
+        first = np.floor((rows - spec.cy) / STRIPE_PX).astype(int) % 2 == 0
+        colours = np.where(first[:, None], a, b)
+        return np.broadcast_to(colours[:, None, :], (size, size, 3)).copy()
+    return np.broadcast_to(np.array(COLOURS[spec.colour], np.float32), (size, size, 3)).copy()
 
 
 def render(spec: Spec, size: int = SIZE) -> np.ndarray:
     """The picture of ``spec`` as uint8 ``[size, size, 3]``."""
     mask = shape_mask(spec.shape, spec.cx, spec.cy, spec.radius, size)[..., None]
     background = np.full((size, size, 3), float(spec.background), np.float32)
-    image = mask * fill_colours(spec.colour, size) + (1 - mask) * background
+    image = mask * fill_colours(spec, size) + (1 - mask) * background
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 def random_spec(rng: np.random.Generator, colour: str, shape: str) -> Spec:
-    """Size 8-12 px radius, centre jittered so the shape stays inside the frame."""
+    """Size 8-12 px radius, centre jittered so the shape stays inside the frame; a striped
+    shape's centre line moved to the nearest latent-row boundary (see :data:`STRIPED`)."""
     r = float(rng.uniform(8.0, 12.0))
     margin = r + 1.5
     cx, cy = (float(rng.uniform(margin, SIZE - margin)) for _ in range(2))
+    if colour == STRIPED:
+        lowest = math.ceil(margin / LATENT_CELL) * LATENT_CELL
+        highest = math.floor((SIZE - margin) / LATENT_CELL) * LATENT_CELL
+        cy = float(min(max(LATENT_CELL * round(cy / LATENT_CELL), lowest), highest))
     return Spec(shape, colour, r, cx, cy, int(rng.integers(215, 250)))
 
 

@@ -14,16 +14,17 @@ torch/diffusers are imported inside the functions.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from client.core.training import OBJECT_TEMPLATES, STYLE_TEMPLATES
 
-from .data import COLOURS, SHAPES, SIZE
+from .data import COLOURS, LATENT_CELL, SHAPES, SIZE, STRIPED
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-LATENT_SIZE = SIZE // 4  # two VAE downsamplings: 32 px images, 4 x 8 x 8 latents
+LATENT_SIZE = SIZE // LATENT_CELL  # two VAE downsamplings: 32 px images, 4 x 8 x 8 latents
 TEXT_LENGTH = 24  # tokens per prompt (CLIP pads to 77; captions here are short)
 TEXT_WIDTH = 768  # SD 1.x's; see the module docstring
 
@@ -32,7 +33,9 @@ TEXT_WIDTH = 768  # SD 1.x's; see the module docstring
 _TEMPLATE_WORDS = sorted(
     {w for t in OBJECT_TEMPLATES + STYLE_TEMPLATES for w in re.findall(r"[a-z]+", t)}
 )
-WORDS: tuple[str, ...] = tuple(dict.fromkeys(["a", "shape", *COLOURS, *SHAPES, *_TEMPLATE_WORDS]))
+WORDS: tuple[str, ...] = tuple(
+    dict.fromkeys(["a", "shape", *COLOURS, STRIPED, *SHAPES, *_TEMPLATE_WORDS])
+)
 
 
 def tokenizer() -> Any:
@@ -85,6 +88,12 @@ def new_pipeline(seed: int = 0) -> Any:
             pad_token_id=tok.pad_token_id,
         )
     )
+    # Word rows orthogonal (at the usual norm): every caption word starts equally far from every
+    # other; a plain random draw once left "blue" and "purple" so close that the small UNet
+    # drew one for the other (docs/PERFORMANCE.md "Toy world").
+    words = text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        words.copy_(torch.nn.init.orthogonal_(torch.empty_like(words)) * words.norm(dim=1).mean())
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -132,6 +141,12 @@ def save_toy_pipeline(pipe: Any, out: str | Path, *, half: bool = True) -> Path:
             module.to(torch.float16)
     try:
         pipe.save_pretrained(out, safe_serialization=True)
+        # A pipeline loaded from a folder records that folder in its configs; it is not part of
+        # the model (and would leak a local path into the committed weights).
+        for path in [out / "model_index.json", *out.glob("*/config.json")]:
+            config = json.loads(path.read_text())
+            if config.pop("_name_or_path", None) is not None:
+                path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     finally:
         for module in (pipe.unet, pipe.vae, pipe.text_encoder):
             module.to(torch.float32)

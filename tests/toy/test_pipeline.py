@@ -37,6 +37,9 @@ def test_hub_dev_toy_world_writes_a_pipeline_that_loads_offline(tmp_path: Path) 
     pipe = load_toy_pipeline(out)
     [image] = generate(pipe, ["a yellow triangle"], seed=0)
     assert image.size == (data.SIZE, data.SIZE)
+    # the folder the weights were loaded from is not written into the copy's configs
+    configs = [out / "model_index.json", *out.glob("*/config.json")]
+    assert len(configs) >= 4 and not any("_name_or_path" in c.read_text() for c in configs)
     again = CliRunner().invoke(app, ["dev", "toy-world", str(out)])
     assert again.exit_code == 2 and "not empty" in again.output
 

@@ -1,6 +1,7 @@
 """The quality benchmark's smoke run, as CI's stand-in for the full table (issue 11): the
 benchmark itself runs, its judge reads renders, the toy model follows captions, and our trainer
-(through the same code the worker runs) moves a held-out concept from "a shape" to a green star."""
+(through the same code the worker runs) moves a held-out concept from "a shape" to a striped
+circle."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_toy_quality_smoke_prints_a_table_that_shows_the_concept_learned() -> No
     judge_acc = float(re.search(r"judge accuracy on \d+ renders: ([\d.]+)%", out).group(1))
     seen = float(re.search(r"caption accuracy .*: ([\d.]+)%", out).group(1))
     assert judge_acc >= 98 and seen >= 80, out
-    [ours] = [line for line in out.splitlines() if line.startswith("| green-star | ours")]
+    [ours] = [line for line in out.splitlines() if line.startswith("| striped-circle | ours")]
     cells = [c.strip() for c in ours.strip("|").split("|")]
     accuracy, steps = int(cells[2].rstrip("%")), int(cells[3].split()[0])
     assert 0 < steps <= 200 and accuracy >= 50, out
