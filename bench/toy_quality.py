@@ -40,7 +40,7 @@ from client.toy_world.pipeline import generate, load_toy_pipeline  # noqa: E402
 from trainer_service.training.model_defaults import DEFAULT_BATCH  # noqa: E402
 
 PROMPTS = {"object": "a photo of a {}", "style": "a painting in the style of {}"}
-SEEN_IMAGES = 8  # per seen concept (24 x 8 = 192 images): +-2 points of sampling noise at 90%
+SEEN_IMAGES = 8  # per seen concept (28 x 8 = 224 images): +-2 points of sampling noise at 90%
 
 
 def judged(pipe: Any, prompt: str, concept: tuple[str, str], n: int, seed: int) -> float:
