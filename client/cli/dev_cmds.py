@@ -30,9 +30,17 @@ def _prepare_output(out: Path) -> None:
     """Both commands write a pipeline folder: refuse a non-empty one (exit 2) and a missing
     diffusers extra (exit 1) before any work, and never reach for the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if out.exists() and any(out.iterdir()):
-        typer.echo(f"error: {out} exists and is not empty; pick a new folder", err=True)
-        raise typer.Exit(2)
+    try:  # a name the file system refuses (too long, ...) fails already at exists()
+        if out.exists() and not out.is_dir():
+            typer.echo(f"error: {out} is a file; pick a new folder", err=True)
+            raise typer.Exit(2)
+        if out.exists() and any(out.iterdir()):
+            typer.echo(f"error: {out} exists and is not empty; pick a new folder", err=True)
+            raise typer.Exit(2)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"error: cannot create {out}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
     try:
         import diffusers  # noqa: F401
         import torch  # noqa: F401

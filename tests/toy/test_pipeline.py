@@ -50,3 +50,16 @@ def test_a_rebuild_is_seeded() -> None:
     second = build_toy_pipeline(cfg, log=lambda m: None).unet.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert (WEIGHTS_DIR / "model_index.json").is_file()
+
+
+def test_hub_dev_toy_world_refuses_an_output_it_cannot_use_by_name(tmp_path: Path) -> None:
+    """A file where the folder should go, or a name the file system refuses: a clear error
+    naming the output and exit 2, not a traceback."""
+    a_file = tmp_path / "taken"
+    a_file.write_text("keep me")
+    too_long = tmp_path / ("x" * 300)
+    for out in (a_file, too_long):
+        result = CliRunner().invoke(app, ["dev", "toy-world", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "error:" in result.output and out.name[:40] in result.output, result.output
+    assert a_file.read_text() == "keep me"
