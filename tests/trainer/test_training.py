@@ -221,6 +221,27 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tiny_pipes, image
         Checkpoint.from_bytes(b"\x80\x04garbage-pickle")
 
 
+def test_a_checkpoint_taken_mid_run_stays_a_snapshot(tiny_pipes, images) -> None:
+    """A checkpoint kept from a progress report still holds that step's vectors and Adam state
+    after training goes on (it used to share memory with the live parameter on the CPU)."""
+    pipe = tiny_pipes["sd1"]
+    kept = []
+
+    def keep(progress) -> None:
+        kept.append(progress.checkpoint())
+
+    full = train_embedding(pipe, images, params(steps=6), progress=keep)
+    first = kept[0]
+    assert first.step == 2
+    stopped = train_embedding(pipe, images, params(steps=6), progress=lambda p: p.step < 2)
+    assert stopped.steps == 2
+    for key in ("vectors", "exp_avg", "exp_avg_sq"):
+        assert np.array_equal(
+            getattr(first, key)["emb_params"], getattr(stopped.checkpoint, key)["emb_params"]
+        ), key
+    assert not np.array_equal(first.vectors["emb_params"], full.embedding.vectors["emb_params"])
+
+
 def test_early_stopping_stops_before_the_cap(tiny_pipes, images) -> None:
     result = train_embedding(
         tiny_pipes["sd1"],

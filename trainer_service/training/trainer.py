@@ -230,8 +230,10 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------
     def vectors_numpy(self) -> dict[str, np.ndarray]:
+        """Copies: on the CPU ``.numpy()`` shares memory with the live parameter, and a
+        checkpoint or embedding must not change as training goes on."""
         return {
-            s.name: v.detach().float().cpu().numpy()
+            s.name: v.detach().float().cpu().numpy().copy()
             for s, v in zip(self.slots, self.vectors, strict=True)
         }
 
@@ -240,7 +242,7 @@ class Trainer:
 
         def moment(key: str) -> dict[str, np.ndarray]:
             return {
-                s.name: (st[key] if key in st else torch.zeros_like(v)).float().cpu().numpy()
+                s.name: (st[key] if key in st else torch.zeros_like(v)).float().cpu().numpy().copy()
                 for s, v, st in zip(self.slots, self.vectors, state, strict=True)
             }
 
