@@ -86,7 +86,7 @@ def run_ours(
 
     def progress(report: Any) -> None:
         started = time.perf_counter()
-        vectors = report.checkpoint().vectors["emb_params"]
+        vectors = report.checkpoint().published["emb_params"]
         acc, _ = embedding_accuracy(eval_pipe, vectors, target, args.n, params.concept)
         curve.append((report.step, acc, report.elapsed_s - spent[0]))
         spent[0] += time.perf_counter() - started

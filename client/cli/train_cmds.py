@@ -132,6 +132,14 @@ def train(
             help="Stop once the loss has flattened (DVAR), or always run to --steps.",
         ),
     ] = True,
+    ema_decay: Annotated[
+        float | None,
+        typer.Option(
+            "--ema-decay",
+            help="Publish the average of the vectors over the steps, with this decay "
+            "(0-1; default 0.99, time constant 100 steps); 0 publishes the last step's.",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     preview: Annotated[
         list[str] | None, typer.Option("--preview", help="A preview prompt (repeatable).")
@@ -155,6 +163,7 @@ def train(
         "resolution": resolution,
         "batch_size": batch_size,
         "early_stop": None if early_stop else False,
+        "ema_decay": ema_decay,
         "seed": seed,
         "preview_prompts": preview or None,
         "visibility": "private" if private else None,

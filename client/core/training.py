@@ -128,6 +128,11 @@ class TrainingParams:
     concept: str = "object"
     steps: int = 2000  # hard cap; early stopping usually ends sooner
     learning_rate: float = 5e-3
+    # The published vectors are an exponential moving average of the vectors over the steps
+    # (bias-corrected, so early on it is the plain mean so far; time constant 1 / (1 - decay)
+    # steps), not the last step's: the last point of a trajectory that has reached its concept can
+    # sit anywhere on the wander around it (docs/PERFORMANCE.md "Toy world"). 0: the last step's.
+    ema_decay: float = 0.99
     # None: up to DEFAULT_BATCH images per step (all of them if fewer), chosen by the worker and
     # recorded with the version (see trainer_service/training/model_defaults.py).
     batch_size: int | None = None
@@ -164,6 +169,9 @@ class TrainingParams:
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr <= 1:
             raise _bad("learning_rate", lr, "a number in (0, 1], typically 5e-4 to 5e-3")
+        decay = self.ema_decay
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
+            raise _bad("ema_decay", decay, "a number in [0, 1), e.g. 0.99; 0 turns averaging off")
         if self.batch_size is not None:
             _int_in("batch_size", self.batch_size, 1, MAX_BATCH)
         if self.resolution is not None:
@@ -211,6 +219,13 @@ class TrainingParams:
         if self.early_stop_window is not None:
             return self.early_stop_window
         return max(10, min(60, self.steps // self.early_stop_every // 20))
+
+    @property
+    def settle_steps(self) -> int:
+        """Steps trained after early stopping fires, so that the published average is made of
+        the plateau: three time constants of ``ema_decay`` leave e^-3 (5%) of its weight on the
+        steps before (300 at 0.99; 0 without averaging)."""
+        return round(3 / (1 - self.ema_decay)) if self.ema_decay else 0
 
     @property
     def previews(self) -> tuple[str, ...]:

@@ -18,7 +18,6 @@ from tests.training.conftest import LiveRegistry, live_registry  # noqa: F401
 from tests.training.test_end_to_end import finish, hub_env, start_worker
 
 pytestmark = pytest.mark.torch
-STEPS = 200
 
 
 def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
@@ -40,11 +39,14 @@ def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
         images.append(tmp_path / f"green-star-{i}.png")
         image.save(images[-1])
     args = ["train", *map(str, images), "--name", "alice/green-star", "--trigger", "<gs>"]
-    args += ["--init", "shape", "--steps", str(STEPS), "--no-early-stop"]
-    args += ["--wait", "--poll", "0.5"]
+    args += ["--init", "shape", "--wait", "--poll", "0.5"]  # the trainer's defaults
     result = CliRunner().invoke(hub_app, args, env=hub_env(reg, alice, tmp_path))
     assert result.exit_code == 0, result.output + log.read_text()[-3000:]
     assert finish(worker, log, timeout=300) == 0
+    # Early stopping ended the 2,000-step job (the bar ends on its real last step).
+    last = result.output.rsplit("step ", 1)[1].split()[0]
+    done, total = map(int, last.split("/"))
+    assert done == total < 1000, result.output[-500:]
 
     pulled = tmp_path / "gs.safetensors"
     got = CliRunner().invoke(
@@ -57,4 +59,4 @@ def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
     before = judge.accuracy(generate(pipe, ["a photo of a shape"] * 16), ("green", "star"))
     [trigger] = load_embedding(pipe, str(pulled))
     after = judge.accuracy(generate(pipe, [f"a photo of a {trigger}"] * 16), ("green", "star"))
-    assert after >= 0.6 and after >= before + 0.4, (before, after)
+    assert after >= 0.8 and after >= before + 0.5, (before, after)

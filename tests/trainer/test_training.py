@@ -56,6 +56,11 @@ def params(**kw) -> TrainingParams:
         ("resolution", 100),
         ("seed", -1),
         ("early_stop_fraction", 1.5),
+        ("ema_decay", 1.0),
+        ("ema_decay", -0.1),
+        ("ema_decay", float("nan")),
+        ("ema_decay", "0.9"),
+        ("ema_decay", True),
         ("loss_every", 0),
         ("device", "tpu"),
         ("preview_prompts", ("",)),
@@ -242,13 +247,67 @@ def test_a_checkpoint_taken_mid_run_stays_a_snapshot(tiny_pipes, images) -> None
     assert not np.array_equal(first.vectors["emb_params"], full.embedding.vectors["emb_params"])
 
 
-def test_early_stopping_stops_before_the_cap(tiny_pipes, images) -> None:
-    result = train_embedding(
-        tiny_pipes["sd1"],
-        images,
-        params(steps=60, early_stop=True, early_stop_every=1, early_stop_window=3),
+def test_the_published_embedding_is_the_average_of_the_trajectory(tiny_pipes, images) -> None:
+    """With ``ema_decay`` d the job publishes the bias-corrected exponential average of the
+    vectors after each step (not the last step's); with 0, the last step's exactly."""
+    pipe = tiny_pipes["sd1"]
+    trajectory: list[np.ndarray] = []
+
+    def record(progress) -> None:
+        trajectory.append(progress.checkpoint().vectors["emb_params"])
+
+    averaged = train_embedding(pipe, images, params(loss_every=1, ema_decay=0.5), progress=record)
+    d = 0.5
+    weights = np.array([(1 - d) * d ** (len(trajectory) - 1 - i) for i in range(len(trajectory))])
+    expected = np.tensordot(weights / weights.sum(), np.stack(trajectory), axes=1)
+    published = averaged.embedding.vectors["emb_params"]
+    np.testing.assert_allclose(published, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(published, trajectory[-1], atol=1e-4)
+    assert np.array_equal(averaged.checkpoint.published["emb_params"], published)
+
+    last = train_embedding(pipe, images, params(ema_decay=0.0))
+    assert np.array_equal(
+        last.embedding.vectors["emb_params"], last.checkpoint.vectors["emb_params"]
     )
+
+
+def test_a_checkpoint_without_an_average_still_resumes(tiny_pipes, images) -> None:
+    """Checkpoints uploaded before averaging existed hold no average: they load, publish their
+    vectors, and resume (averaging from there)."""
+    pipe = tiny_pipes["sd1"]
+    part = train_embedding(pipe, images, params(steps=6), progress=lambda p: p.step < 4)
+    old = part.checkpoint
+    old.average = {}
+    loaded = Checkpoint.from_bytes(old.to_bytes())
+    assert loaded.average == {} and loaded.published is loaded.vectors
+    rest = train_embedding(pipe, images, params(steps=6), resume=loaded)
+    assert rest.steps == 6 and not rest.cancelled
+    assert np.isfinite(rest.embedding.vectors["emb_params"]).all()
+
+
+def test_early_stopping_stops_before_the_cap(tiny_pipes, images) -> None:
+    knobs = dict(steps=60, early_stop=True, early_stop_every=1, early_stop_window=3)
+    result = train_embedding(tiny_pipes["sd1"], images, params(**knobs, ema_decay=0.0))
     assert result.stopped_early and result.steps < 60 and len(result.eval_losses) >= 6
+    fired = DvarRule(3, 0.15).first_stop(result.eval_losses)
+    assert fired is not None and result.steps == fired + 1  # no averaging: stops when it fires
+
+
+def test_early_stopping_trains_on_for_the_average_to_cover_the_plateau(tiny_pipes, images):
+    """With averaging, the job goes on ``settle_steps`` (3 time constants) after DVAR fires, so
+    the published average is made of the plateau, and reports that end as its total."""
+    knobs = dict(steps=120, early_stop=True, early_stop_every=1, early_stop_window=3)
+    p = params(**knobs, ema_decay=0.8, loss_every=1)
+    assert p.settle_steps == 15
+    totals: list[int] = []
+    result = train_embedding(
+        tiny_pipes["sd1"], images, p, progress=lambda r: totals.append(r.total)
+    )
+    fired = DvarRule(3, 0.15).first_stop(result.eval_losses)
+    assert fired is not None
+    assert result.stopped_early and result.steps == fired + 1 + 15
+    assert totals[0] == 120 and totals[-1] == result.steps
+    assert set(totals[fired + 1 : -1]) == {fired + 1 + 15}  # the end known once it fired
 
 
 # -- families ---------------------------------------------------------------------------------

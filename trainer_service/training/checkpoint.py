@@ -1,7 +1,7 @@
-"""Training checkpoints, serialised without pickle: tensors (vectors, AdamW moments over the new
-vectors only, the RNG state as uint8) in safetensors, everything else as JSON in its header.
-A few KB for SD1 (``3 x n x 768`` floats), so a worker can upload one every few hundred steps
-and the next worker resumes exactly where the last one stopped."""
+"""Training checkpoints, serialised without pickle: tensors (vectors, their running average,
+AdamW moments over the new vectors only, the RNG state as uint8) in safetensors, everything
+else as JSON in its header. A few KB for SD1 (``4 x n x 768`` floats), so a worker can upload
+one every few hundred steps and the next worker resumes exactly where the last one stopped."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class Checkpoint:
     losses: list[float] = field(default_factory=list)
     eval_losses: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # The published vectors (``TrainingParams.ema_decay``'s average), same keys/shapes; a
+    # checkpoint written before averaging existed has none and resumes averaging from its vectors.
+    average: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def published(self) -> dict[str, np.ndarray]:
+        """The vectors an embedding made from this checkpoint would hold."""
+        return self.average or self.vectors
 
     def to_bytes(self) -> bytes:
         tensors: dict[str, np.ndarray] = {"rng_state": np.asarray(self.rng_state, np.uint8)}
@@ -38,6 +46,7 @@ class Checkpoint:
             ("vectors", self.vectors),
             ("exp_avg", self.exp_avg),
             ("exp_avg_sq", self.exp_avg_sq),
+            ("average", self.average),
         ):
             for name, arr in group.items():
                 tensors[f"{prefix}.{name}"] = np.ascontiguousarray(arr, dtype=np.float32)
@@ -67,7 +76,12 @@ class Checkpoint:
             ) from None
         if meta.get("format") != FORMAT:
             raise BadRequest(f"checkpoint format {meta.get('format')!r}; expected {FORMAT}")
-        groups: dict[str, dict[str, np.ndarray]] = {"vectors": {}, "exp_avg": {}, "exp_avg_sq": {}}
+        groups: dict[str, dict[str, np.ndarray]] = {
+            "vectors": {},
+            "exp_avg": {},
+            "exp_avg_sq": {},
+            "average": {},
+        }
         for key, arr in tensors.items():
             prefix, _, name = key.partition(".")
             if prefix in groups:
@@ -84,4 +98,5 @@ class Checkpoint:
             losses=[float(x) for x in meta["losses"]],
             eval_losses=[float(x) for x in meta["eval_losses"]],
             elapsed_s=float(meta["elapsed_s"]),
+            average=groups["average"],
         )

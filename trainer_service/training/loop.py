@@ -55,7 +55,19 @@ def train_embedding(
         losses, evals = list(resume.losses), list(resume.eval_losses)
         if params.early_stop:  # evaluations up to the last read-back were already judged
             checked = (step - step % params.loss_every) // params.early_stop_every
-    rule = DvarRule(params.dvar_window, params.early_stop_fraction, evals[:checked])
+    rule = DvarRule(params.dvar_window, params.early_stop_fraction)
+    fired_at: int | None = None  # the step at which DVAR first found the loss flat
+
+    def judge(upto: int) -> None:
+        """Feed DVAR the evaluations not yet judged, in order (a resumed run replays them)."""
+        nonlocal checked, fired_at
+        while checked < upto:
+            if rule.add(evals[checked]) and fired_at is None:
+                fired_at = (checked + 1) * params.early_stop_every
+            checked += 1
+
+    resumed_evals, checked = checked, 0
+    judge(resumed_evals)
     first_step, loop_start = step, time.perf_counter()
     pending: list[torch.Tensor] = []
     pending_eval: list[torch.Tensor] = []
@@ -85,9 +97,10 @@ def train_embedding(
             if step % params.loss_every and step != params.steps:
                 continue
             new = flush()
-            while checked < len(evals):  # DVAR, judged at each evaluation in order
-                stopped_early = rule.add(evals[checked]) or stopped_early
-                checked += 1
+            judge(len(evals))
+            # Once the loss is flat, train settle_steps more so the average covers the plateau.
+            stop_at = params.steps if fired_at is None else fired_at + params.settle_steps
+            stopped_early = step >= stop_at and stop_at < params.steps
             if progress is not None:
                 done = step - first_step
                 rate = done / max(time.perf_counter() - loop_start, 1e-9)
@@ -96,7 +109,7 @@ def train_embedding(
                 def snap(s: int = snapshot_step, ls: list[float] = snapshot_losses) -> Checkpoint:
                     return trainer.checkpoint(s, ls, list(evals), elapsed())
 
-                total = step if stopped_early else params.steps  # stopping: this is the end
+                total = step if stopped_early else min(stop_at, params.steps)
                 report = Progress(
                     step=step,
                     total=total,

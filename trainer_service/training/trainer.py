@@ -105,6 +105,10 @@ class Trainer:
             eps=1e-8,
             fused=self.cuda,
         )
+        # The published vectors: the bias-corrected exponential average of the trajectory,
+        # kept directly (a_n = a_{n-1} + w_n (v_n - a_{n-1}), w_n = (1 - d) / (1 - d^n)).
+        self.average = [v.detach().clone() for v in self.vectors]
+        self.steps_done = 0
         self.generator = torch.Generator(self.device).manual_seed(params.seed)
         self.unet_call = torch.compile(self.unet) if params.compile and self.cuda else self.unet
         self.fingerprint = self._fingerprint()
@@ -222,19 +226,34 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.steps_done += 1
+        d = self.params.ema_decay
+        weight = (1 - d) / (1 - d**self.steps_done)
+        with torch.no_grad():
+            for avg, v in zip(self.average, self.vectors, strict=True):
+                avg.lerp_(v.detach(), weight)
         return loss.detach()
 
     def eval_loss(self, batch: Batch) -> torch.Tensor:
+        """The fixed-batch loss of the published (averaged) vectors: what early stopping
+        watches is what the job would publish if it stopped now."""
         with torch.no_grad():
-            return self.loss(batch)
+            live = [v.detach().clone() for v in self.vectors]
+            try:
+                for v, avg in zip(self.vectors, self.average, strict=True):
+                    v.copy_(avg)
+                return self.loss(batch)
+            finally:
+                for v, saved in zip(self.vectors, live, strict=True):
+                    v.copy_(saved)
 
     # -- state -------------------------------------------------------------------------------
-    def vectors_numpy(self) -> dict[str, np.ndarray]:
+    def vectors_numpy(self, tensors: list[torch.Tensor] | None = None) -> dict[str, np.ndarray]:
         """Copies: on the CPU ``.numpy()`` shares memory with the live parameter, and a
         checkpoint or embedding must not change as training goes on."""
         return {
             s.name: v.detach().float().cpu().numpy().copy()
-            for s, v in zip(self.slots, self.vectors, strict=True)
+            for s, v in zip(self.slots, tensors or self.vectors, strict=True)
         }
 
     def checkpoint(self, step: int, losses: list[float], evals: list[float], elapsed: float):
@@ -258,6 +277,7 @@ class Trainer:
             losses=list(losses),
             eval_losses=list(evals),
             elapsed_s=elapsed,
+            average=self.vectors_numpy(self.average),
         )
 
     def restore(self, ckpt: Checkpoint) -> None:
@@ -268,8 +288,10 @@ class Trainer:
             )
         names = [s.name for s in self.slots]
         with torch.no_grad():
-            for name, v in zip(names, self.vectors, strict=True):
+            for name, v, avg in zip(names, self.vectors, self.average, strict=True):
                 v.copy_(torch.from_numpy(ckpt.vectors[name]))
+                avg.copy_(torch.from_numpy(ckpt.published[name]))
+        self.steps_done = ckpt.step
         if ckpt.adam_step > 0:
             sd = self.optimizer.state_dict()
             sd["state"] = {
@@ -287,6 +309,9 @@ class Trainer:
             self.generator.manual_seed(self.params.seed + ckpt.step)
 
     def embedding(self) -> Embedding:
+        """The published vectors (the average; with ``ema_decay`` 0, the last step's)."""
         return Embedding.from_tensors(
-            self.vectors_numpy(), token=self.params.trigger, source_format="lexicon-trainer"
+            self.vectors_numpy(self.average),
+            token=self.params.trigger,
+            source_format="lexicon-trainer",
         )
