@@ -218,6 +218,7 @@ class Worker:
             "batch_size": used.batch_size,
             "early_stop": used.early_stop,
             "early_stop_window": used.dvar_window if used.early_stop else None,
+            "ema_decay": used.ema_decay,
             "final_loss": result.final_loss,
             # [[step, loss]] over the whole run, <= 512 points (client/core/loss_curve.py)
             "losses": downsample(result.losses),

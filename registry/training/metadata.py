@@ -60,6 +60,8 @@ class TrainingInfo(BaseModel):
     eval_losses: list[LossPoint] | None = Field(default=None, max_length=MAX_LOSSES)
     early_stop: bool | None = None
     early_stop_window: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    # The published vectors are this exponential average over the steps (0: the last step's).
+    ema_decay: float | None = Field(default=None, ge=0, lt=1)
     wall_s: float | None = Field(default=None, ge=0, le=1e9)
     stopped_early: bool | None = None
     resumed_from_step: int | None = Field(default=None, ge=0, le=MAX_STEPS)

@@ -51,6 +51,12 @@ def training_cases() -> Iterator[RequestCase]:
     yield submit(
         "params-nan", "NaN in JSON", json.dumps({**base, "learning_rate": float("nan")}), BAD_FIELD
     )
+    yield submit(  # 1 would divide by zero in the bias-corrected average
+        "params-ema-decay-one", "out of range", json.dumps({**base, "ema_decay": 1}), BAD_FIELD
+    )
+    yield submit(
+        "params-ema-decay-text", "wrong type", json.dumps({**base, "ema_decay": "0.9"}), BAD_FIELD
+    )
     yield submit(
         "params-5000-digits",
         "huge JSON number",

@@ -111,6 +111,9 @@ PROBES: list[Probe] = [
          "trigger"),
     _job("job extra not text", {"target": "alice/toy", "trigger": "<t>", "family": "sd1",
                                 "extra": {"a": [1]}}, "extra"),
+    _job("job ema_decay 1", {"target": "alice/toy", "trigger": "<t>", "family": "sd1",
+                             "ema_decay": 1}, "ema_decay"),
+    _publish("publish training ema_decay 1.5", {"training": {"ema_decay": 1.5}}, "ema_decay"),
     # the file part
     Probe("file as text", "POST", PUBLISH, (400,), "file", files=[("file", (None, "hello"))]),
     Probe(

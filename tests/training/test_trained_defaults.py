@@ -59,7 +59,7 @@ def test_a_job_without_resolution_trains_at_the_models_size_and_stops_early(
     training = version["training"]
     assert training["resolution"] == 32  # the tiny pipeline's own size, not 512
     assert training["batch_size"] == 2 and training["stopped_early"] is True
-    assert training["steps"] == 130
+    assert training["steps"] == 130 and training["ema_decay"] == 0.9
     assert {p["width"] for p in training["previews"]} == {32}
 
 
