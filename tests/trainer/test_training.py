@@ -284,6 +284,21 @@ def test_a_checkpoint_without_an_average_still_resumes(tiny_pipes, images) -> No
     assert rest.steps == 6 and not rest.cancelled
     assert np.isfinite(rest.embedding.vectors["emb_params"]).all()
 
+    # One whose average does not match the vectors is refused as a checkpoint (the worker then
+    # starts afresh), not a KeyError or a shape error mid-run.
+    for broken in (
+        {"emb_params": np.zeros((3, 768), np.float32)},
+        {"other": old.vectors["emb_params"]},
+    ):
+        old.average = broken
+        with pytest.raises(BadRequest, match="checkpoint's average tensors do not fit"):
+            train_embedding(
+                pipe, images, params(steps=6), resume=Checkpoint.from_bytes(old.to_bytes())
+            )
+    old.average, old.vectors = {}, {"emb_params": np.zeros((3, 768), np.float32)}
+    with pytest.raises(BadRequest, match="checkpoint's vectors tensors do not fit"):
+        train_embedding(pipe, images, params(steps=6), resume=Checkpoint.from_bytes(old.to_bytes()))
+
 
 def test_early_stopping_stops_before_the_cap(tiny_pipes, images) -> None:
     knobs = dict(steps=60, early_stop=True, early_stop_every=1, early_stop_window=3)

@@ -287,6 +287,16 @@ class Trainer:
                 "resume with the job's original params and images, or start afresh"
             )
         names = [s.name for s in self.slots]
+        for group, tensors in (("vectors", ckpt.vectors), ("average", ckpt.average)):
+            fits = all(
+                name in tensors and tuple(tensors[name].shape) == tuple(v.shape)
+                for name, v in zip(names, self.vectors, strict=True)
+            )
+            if (tensors or group == "vectors") and not fits:
+                raise BadRequest(
+                    f"the checkpoint's {group} tensors do not fit this run's encoders and vectors; "
+                    "start afresh"
+                )
         with torch.no_grad():
             for name, v, avg in zip(names, self.vectors, self.average, strict=True):
                 v.copy_(torch.from_numpy(ckpt.vectors[name]))
