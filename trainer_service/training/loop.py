@@ -1,6 +1,7 @@
 """The training loop: :func:`train_embedding` runs a :class:`~.trainer.Trainer` step by step,
-reads losses back every ``loss_every`` steps, judges DVAR early stopping, reports progress
-(with a checkpoint on demand) and honours cancellation between steps.
+reads losses back every ``loss_every`` steps, judges DVAR early stopping (once it fires, the
+job trains ``settle_steps`` more so the average it publishes is made of the plateau), reports
+progress (with a checkpoint on demand) and honours cancellation between steps.
 """
 
 from __future__ import annotations
