@@ -11,6 +11,8 @@
 - ``compile`` (GPU only): ours plus ``torch.compile(unet)`` — the optional part of point 4.
 - ``no-early-stop``: ours without DVAR's checks (no fixed-batch evaluation every 5 steps) — what
   the checks cost.
+- ``no-average``: ours publishing the last step's vectors (``ema_decay=0``) — what keeping the
+  average costs per step (the settle steps after DVAR fires are not in a fixed-step timing).
 
 Every variant but ``no-early-stop`` pays for early stopping as a real job does (the fixed-batch
 evaluation every ``early_stop_every`` steps and DVAR's test at each read-back), with
@@ -32,7 +34,14 @@ from trainer_service.training.data import prepare_images
 from trainer_service.training.early_stop import DvarRule
 from trainer_service.training.trainer import Batch, Trainer
 
-VARIANTS = ("ours", "full-table", "vae-every-step", "sync-every-step", "no-early-stop")
+VARIANTS = (
+    "ours",
+    "full-table",
+    "vae-every-step",
+    "sync-every-step",
+    "no-early-stop",
+    "no-average",
+)
 GPU_VARIANTS = (*VARIANTS, "bf16-off", "compile")
 # what each row of the ablation table takes back from ours (or adds)
 WHAT = {
@@ -45,6 +54,7 @@ WHAT = {
     "bf16-off": "4: fp32 weights, no bf16 autocast",
     "compile": "4 added: torch.compile(unet)",
     "no-early-stop": "DVAR's checks off (real jobs pay them)",
+    "no-average": "the vectors' running average off (ema_decay 0)",
 }
 
 
@@ -128,6 +138,8 @@ def install(variant: str) -> dict[str, Any]:
     loop.DvarRule = TimedDvarRule
     if variant == "no-early-stop":
         return {"early_stop": False}
+    if variant == "no-average":
+        return {"ema_decay": 0.0}
     if variant == "full-table":
         loop.Trainer = FullTableTrainer
     elif variant == "vae-every-step":

@@ -83,3 +83,8 @@ def test_speed_child_times_each_repeat_and_pays_for_early_stop_checks() -> None:
     assert ours["loop"] == "ours" and len(ours["steps_per_s"]) == 2
     assert len(ours["would_stop_at"]) == 2  # DVAR judged (never stopping) in every timed run
     assert len(ours["losses"]) == 3  # every step ran: the bench never stops early
+    # Averaging off changes what is published, not the steps: the same losses, step for step.
+    flat = train_speed.run_child(
+        train_speed.parse_args([*argv, "--child", "ours", "--variant", "no-average"])
+    )
+    assert flat["loop"] == "no-average" and flat["losses"] == ours["losses"]
