@@ -16,6 +16,8 @@ from client.core.errors import BadRequest
 
 FORMAT = "lexicon-trainer-checkpoint/1"
 META_KEY = "lexicon.checkpoint"
+# The per-encoder tensor groups, stored as "<group>.<encoder>" (``average`` may be empty).
+GROUPS = ("vectors", "exp_avg", "exp_avg_sq", "average")
 
 
 @dataclass
@@ -42,13 +44,8 @@ class Checkpoint:
 
     def to_bytes(self) -> bytes:
         tensors: dict[str, np.ndarray] = {"rng_state": np.asarray(self.rng_state, np.uint8)}
-        for prefix, group in (
-            ("vectors", self.vectors),
-            ("exp_avg", self.exp_avg),
-            ("exp_avg_sq", self.exp_avg_sq),
-            ("average", self.average),
-        ):
-            for name, arr in group.items():
+        for prefix in GROUPS:
+            for name, arr in getattr(self, prefix).items():
                 tensors[f"{prefix}.{name}"] = np.ascontiguousarray(arr, dtype=np.float32)
         meta = {
             "format": FORMAT,
@@ -76,12 +73,7 @@ class Checkpoint:
             ) from None
         if meta.get("format") != FORMAT:
             raise BadRequest(f"checkpoint format {meta.get('format')!r}; expected {FORMAT}")
-        groups: dict[str, dict[str, np.ndarray]] = {
-            "vectors": {},
-            "exp_avg": {},
-            "exp_avg_sq": {},
-            "average": {},
-        }
+        groups: dict[str, dict[str, np.ndarray]] = {prefix: {} for prefix in GROUPS}
         for key, arr in tensors.items():
             prefix, _, name = key.partition(".")
             if prefix in groups:

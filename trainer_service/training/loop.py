@@ -63,7 +63,7 @@ def train_embedding(
         """Feed DVAR the evaluations not yet judged, in order (a resumed run replays them)."""
         nonlocal checked, fired_at
         while checked < upto:
-            if rule.add(evals[checked]) and fired_at is None:
+            if fired_at is None and rule.add(evals[checked]):  # no judging once it has fired
                 fired_at = (checked + 1) * params.early_stop_every
             checked += 1
 
