@@ -40,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +156,17 @@ def train_baseline(
     center_crop: bool = False,
     save_steps: int = 500,
     checkpointing_steps: int = 500,
+    report: Callable[[int, np.ndarray, float], None] | None = None,
+    report_every: int = 0,
 ) -> dict[str, Any]:
     """Train like the reference; returns losses, final vectors, optimizer-state bytes, wall s.
     ``pipe``'s UNet/VAE (and SDXL's second encoder) are cast to the mixed-precision dtype in
-    place, as the reference casts its own copies; the trained encoders are deep copies."""
+    place, as the reference casts its own copies; the trained encoders are deep copies.
+
+    ``report(step, vectors, train_s)`` is called every ``report_every`` steps (the toy-world
+    bench judges the run there; the reference has no such hook). Its time is kept out of
+    ``wall_s`` and its random draws out of the run's (CPU), so a judged run times as an
+    unjudged one and its vectors at step k equal a run stopped at k."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from diffusers import DDPMScheduler
@@ -218,7 +226,7 @@ def train_baseline(
     progress_bar = tqdm(range(steps), desc="Steps", file=sys.stderr)
     losses: list[float] = []
     global_step = 0
-    started = time.perf_counter()
+    started, outside = time.perf_counter(), 0.0
     try:
         while global_step < steps:
             for batch in loader:
@@ -242,12 +250,21 @@ def train_baseline(
                         _save_progress(unwrapped, placeholder_ids, output_dir, global_step)
                     if global_step % checkpointing_steps == 0:
                         accelerator.save_state(str(output_dir / f"checkpoint-{global_step}"))
+                    if report is not None and report_every and global_step % report_every == 0:
+                        paused = time.perf_counter()
+                        rows = unwrapped[0].get_input_embeddings().weight[placeholder_ids[0]]
+                        train_s = paused - started - outside
+                        state = random.getstate()  # the reference draws from the global RNGs
+                        with torch.random.fork_rng(devices=[]):
+                            report(global_step, rows.detach().float().cpu().numpy(), train_s)
+                        random.setstate(state)
+                        outside += time.perf_counter() - paused
                 loss_value = loss.detach().item()
                 progress_bar.set_postfix(loss=loss_value, lr=lr_scheduler.get_last_lr()[0])
                 losses.append(loss_value)
                 if global_step >= steps:
                     break
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - started - outside
     finally:
         progress_bar.close()
         shutil.rmtree(output_dir, ignore_errors=True)

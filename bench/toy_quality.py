@@ -8,11 +8,14 @@ the worker runs) and by the reference (``bench/baseline_ti.py``), then N images 
 "a photo of a <token>" (the embedding loaded with ``client.inject.load_embedding``) and judged.
 
 Reported: judge accuracy on renders; caption accuracy for seen concepts ("a red circle");
-words-only accuracy for held-out concepts; per run the accuracy at the end, the first evaluated
-step reaching 90% and the training seconds to it (evaluation time excluded), and what early
-stopping saved. Ours is evaluated every ``--eval-every`` steps; the reference has no hook, so it
-is retrained to each step of a doubling grid (50, 100, 200, ... up to the cap) and judged there.
-"from" is the first evaluated step from which every later evaluation stays >= the target.
+words-only accuracy for held-out concepts; per run and training seed (``--seeds``) the accuracy
+at the end, the first judged step reaching 90%, the step from which the run *held* 90% to its
+end, and the training seconds to each (judging time excluded); the median over seeds of when
+each run held it; what early stopping saved. Both loops are judged every ``--eval-every`` steps
+(ours through its progress reports, on what it would publish; the reference through
+``train_baseline``'s report hook). "Held" is the headline: the initializer "shape" already draws
+a mixture that holds some green stars, and a run's last vectors can swing from 94% to 3% within
+25 steps, so a first judged hit says more about when the judge looked than about the run.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/toy_quality.py            # full table
     HF_HUB_OFFLINE=1 .venv/bin/python bench/toy_quality.py --smoke    # one short run
@@ -72,7 +75,7 @@ def run_ours(
     from trainer_service.training import train_embedding
 
     kw.setdefault("batch_size", args.batch_size)  # None: the trainer's default
-    kw.setdefault("seed", args.seed)
+    kw.setdefault("seed", int(args.seeds.split(",")[0]))
     params = TrainingParams(
         trigger="<t>",
         initializer=args.initializer,
@@ -103,10 +106,11 @@ def run_ours(
 
 
 def run_reference(
-    train_pipe: Any, eval_pipe: Any, concept: tuple[str, str], args: Any
+    train_pipe: Any, eval_pipe: Any, concept: tuple[str, str], args: Any, seed: int
 ) -> dict[str, Any]:
-    """The reference retrained to each grid step up to the cap (no hook to judge it on the
-    way), so its curve shows whether it stays at the concept as ours does."""
+    """The reference to the cap, judged every ``eval_every`` steps through its report hook
+    (judging time kept out of its seconds; its vectors at step k are those of a run stopped
+    at k), so its curve shows whether it stays at the concept as ours does."""
     from bench.baseline_ti import train_baseline
 
     pngs = []
@@ -115,46 +119,65 @@ def run_reference(
         image.save(buf, format="PNG")
         pngs.append(buf.getvalue())
     curve: list[tuple[int, float, float]] = []
-    steps, vectors = args.eval_every, None
-    while steps <= args.cap:
-        out = train_baseline(
-            train_pipe, pngs, trigger="<t>", initializer=args.initializer, steps=steps,
-            learning_rate=args.lr, resolution=data.SIZE, seed=args.seed,
-            batch_size=args.batch_size or min(DEFAULT_BATCH, len(pngs)),
-        )  # fmt: skip
-        vectors = out["vectors"]
+
+    def judge_at(step: int, vectors: np.ndarray, train_s: float) -> None:
         acc, _ = embedding_accuracy(eval_pipe, vectors, concept, args.n)
-        curve.append((steps, acc, out["wall_s"]))
-        steps *= 2
-    return {"curve": curve, "steps": curve[-1][0], "train_s": curve[-1][2], "vectors": vectors}
+        curve.append((step, acc, train_s))
+
+    out = train_baseline(
+        train_pipe, pngs, trigger="<t>", initializer=args.initializer, steps=args.cap,
+        learning_rate=args.lr, resolution=data.SIZE, seed=seed,
+        batch_size=args.batch_size or min(DEFAULT_BATCH, len(pngs)),
+        report=judge_at, report_every=args.eval_every,
+    )  # fmt: skip
+    return {"curve": curve, "steps": args.cap, "train_s": out["wall_s"], "vectors": out["vectors"]}
 
 
-def reached(curve: list[tuple[int, float, float]], target: float) -> tuple[str, str]:
+Curve = list[tuple[int, float, float]]  # (step, judge accuracy, training seconds to it)
+
+
+def reached(curve: Curve, target: float) -> tuple[str, str]:
+    """The first judged point >= target. On a run that swings (this toy world's green star) it
+    says more about when the judge happened to look than about the run."""
     for step, acc, secs in curve:
         if acc >= target:
             return str(step), f"{secs:.0f}"
     return "not reached", "-"
 
 
-def steady(curve: list[tuple[int, float, float]], target: float) -> str:
-    """The first evaluated step from which every later evaluation is >= target."""
-    since = "never"
-    for step, acc, _ in curve:
+def held(curve: Curve, target: float) -> tuple[int, float] | None:
+    """(step, seconds) of the first judged point from which every later one, to the run's end,
+    is >= target: when the run had the concept and kept it. None if it never did."""
+    since = None
+    for step, acc, secs in curve:
         if acc < target:
-            since = "never"
-        elif since == "never":
-            since = str(step)
+            since = None
+        elif since is None:
+            since = (step, secs)
     return since
 
 
-def row(name: str, label: str, run: dict[str, Any], target: float) -> str:
+def row(name: str, label: str, run: dict[str, Any], target: float, seed: int) -> str:
     step, secs = reached(run["curve"], target)
     final = run["curve"][-1][1] if run["curve"] else 0.0
     early = " (early stop)" if run.get("stopped_early") else ""
+    kept = held(run["curve"], target)
+    kept_cells = f"{kept[0]} | {kept[1]:.0f}" if kept else "never | -"
     return (
-        f"| {name} | {label} | {final:.0%} | {run['steps']}{early} | {run['train_s']:.0f} "
-        f"| {step} | {secs} | {steady(run['curve'], target)} |"
+        f"| {name} | {label} | {seed} | {final:.0%} | {run['steps']}{early} "
+        f"| {run['train_s']:.0f} | {step} | {secs} | {kept_cells} |"
     )
+
+
+def held_summary(name: str, label: str, runs: list[dict[str, Any]], target: float) -> str:
+    """The median over seeds of when each run held the target (a run that never held it
+    counts as later than any that did)."""
+    points = [held(r["curve"], target) for r in runs]
+    order = sorted(points, key=lambda p: (p is None, p or (0, 0.0)))
+    mid = order[(len(order) - 1) // 2]
+    median = f"step {mid[0]}, {mid[1]:.0f} s" if mid else "never"
+    each = ", ".join(f"{p[0]} ({p[1]:.0f} s)" if p else "never" for p in points)
+    return f"- {name}, {label}: median {median} (per seed: {each})"
 
 
 def saved(name: str, stopped: dict[str, Any], full: dict[str, Any], cap: int) -> str:
@@ -166,6 +189,59 @@ def saved(name: str, stopped: dict[str, Any], full: dict[str, Any], cap: int) ->
         f"fewer steps) at {final:.0%}; plateau {plateau:.0%} ({(plateau - final) * 100:+.0f} "
         "points lost)"
     )
+
+
+def bench_concept(
+    name: str, args: Any, runs: set[str], train_pipe: Any, eval_pipe: Any
+) -> dict[str, list[Any]]:
+    """One held-out concept's rows: words only; per seed ours (DVAR), ours without early stop
+    and the reference; on the first seed --vectors 2/4, style templates and previews."""
+    concept = data.HELD_OUT[name]
+    if "words" in runs:
+        prompt = f"a {concept[0]} {concept[1]}"
+        acc = judged(eval_pipe, prompt, concept, args.n, seed=1000)
+        print(f'| {name} | words only: "{prompt}" | - | {acc:.0%} | - | - | - | - | - | - |')
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    savings: list[str] = []
+
+    def show(label: str, run: dict[str, Any], seed: int) -> dict[str, Any]:
+        print(row(name, label, run, args.target, seed), flush=True)
+        by_label.setdefault(label, []).append(run)
+        return run
+
+    seeds = [int(x) for x in args.seeds.split(",")]
+    first: dict[str, Any] = {}
+    for seed in seeds:
+        # What a job gets by default: DVAR on the default 2,000-step cap.
+        ours = run_ours(train_pipe, eval_pipe, concept, args, steps=args.es_cap, seed=seed)
+        show(f"ours (DVAR, cap {args.es_cap})", ours, seed)
+        first = first or ours
+        if "no-es" in runs:
+            full = run_ours(train_pipe, eval_pipe, concept, args, early_stop=False, seed=seed)
+            show("ours, no early stop", full, seed)
+            savings.append(saved(f"{name} (seed {seed})", ours, full, args.es_cap))
+        if "reference" in runs:
+            show(
+                "reference (baseline_ti)",
+                run_reference(train_pipe, eval_pipe, concept, args, seed),
+                seed,
+            )
+    summaries = [held_summary(name, k, v, args.target) for k, v in by_label.items()]
+    if "vectors" in runs:
+        for v in (2, 4):
+            multi = run_ours(train_pipe, eval_pipe, concept, args, vectors=v, steps=args.es_cap)
+            show(f"ours, --vectors {v}", multi, seeds[0])
+    if "style" in runs:
+        style = run_ours(train_pipe, eval_pipe, concept, args, concept="style", steps=args.es_cap)
+        show("ours, style templates", style, seeds[0])
+    grids = []
+    if args.previews:
+        init = np.asarray(train_pipe.text_encoder.get_input_embeddings().weight.detach())
+        shape_id = train_pipe.tokenizer(args.initializer, add_special_tokens=False).input_ids
+        _, before = embedding_accuracy(eval_pipe, init[shape_id].mean(0), concept, 8)
+        _, after = embedding_accuracy(eval_pipe, first["vectors"], concept, 8)
+        grids.append([np.asarray(im) for im in before] + [np.asarray(im) for im in after])
+    return {"summaries": summaries, "savings": savings, "grids": grids}
 
 
 def main() -> None:
@@ -183,7 +259,10 @@ def main() -> None:
     ap.add_argument(
         "--batch-size", type=int, help="images per step (both loops; default: the trainer's, 4)"
     )
-    ap.add_argument("--seed", type=int, default=0, help="training seed (both loops)")
+    ap.add_argument(
+        "--seeds", default="0,1,2", help="training seeds of ours and the reference (both loops; "
+        "--vectors/style/previews: the first)",
+    )  # fmt: skip
     ap.add_argument("--threads", type=int, default=1, help="torch threads (both loops)")
     ap.add_argument("--previews", help="write a before/after preview grid PNG here")
     ap.add_argument("--smoke", action="store_true", help="one concept, our loop, small N")
@@ -191,7 +270,7 @@ def main() -> None:
     if args.smoke:
         # the striped circle: this toy world reaches it by step 50, the green star by ~200
         args.concepts, args.runs, args.n, args.cap = "striped-circle", "seen,ours", 8, 200
-        args.es_cap = 200
+        args.es_cap, args.seeds = 200, "0"
     import torch
 
     # One thread: on a shared machine two OpenMP threads wait on each other (~10x slower).
@@ -209,42 +288,21 @@ def main() -> None:
                enumerate(data.SEEN)]  # fmt: skip
         print(f"seen concepts, caption accuracy ({len(data.SEEN)} x {k} images): "
               f"{np.mean(per):.1%}")  # fmt: skip
-    print("\n| concept | run | accuracy at end | steps | train s | first step >= "
-          f"{args.target:.0%} | train s to it | >= {args.target:.0%} from |\n"
-          "|---|---|---|---|---|---|---|---|")  # fmt: skip
+    target = f"{args.target:.0%}"
+    print(f"\n| concept | run | seed | accuracy at end | steps | train s | first step >= {target} "
+          f"| train s to it | held >= {target} from | train s to it |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     grids: list[list[Any]] = []
     savings: list[str] = []
+    summaries: list[str] = []
     for name in args.concepts.split(","):
-        concept = data.HELD_OUT[name]
-        if "words" in runs:
-            prompt = f"a {concept[0]} {concept[1]}"
-            acc = judged(eval_pipe, prompt, concept, args.n, seed=1000)
-            print(f'| {name} | words only: "{prompt}" | {acc:.0%} | - | - | - | - | - |')
-        # What a job gets by default: DVAR on the default 2,000-step cap.
-        ours = run_ours(train_pipe, eval_pipe, concept, args, steps=args.es_cap)
-        print(row(name, f"ours (DVAR, cap {args.es_cap})", ours, args.target), flush=True)
-        if "no-es" in runs:
-            full = run_ours(train_pipe, eval_pipe, concept, args, early_stop=False)
-            print(row(name, "ours, no early stop", full, args.target), flush=True)
-            savings.append(saved(name, ours, full, args.es_cap))
-        if "reference" in runs:
-            ref = run_reference(train_pipe, eval_pipe, concept, args)
-            print(row(name, "reference (baseline_ti)", ref, args.target), flush=True)
-        if "vectors" in runs:
-            for v in (2, 4):
-                multi = run_ours(train_pipe, eval_pipe, concept, args, vectors=v, steps=args.es_cap)
-                print(row(name, f"ours, --vectors {v}", multi, args.target), flush=True)
-        if "style" in runs:
-            style = run_ours(
-                train_pipe, eval_pipe, concept, args, concept="style", steps=args.es_cap
-            )
-            print(row(name, "ours, style templates", style, args.target), flush=True)
-        if args.previews:
-            init = np.asarray(train_pipe.text_encoder.get_input_embeddings().weight.detach())
-            shape_id = train_pipe.tokenizer(args.initializer, add_special_tokens=False).input_ids
-            _, before = embedding_accuracy(eval_pipe, init[shape_id].mean(0), concept, 8)
-            _, after = embedding_accuracy(eval_pipe, ours["vectors"], concept, 8)
-            grids.append([np.asarray(im) for im in before] + [np.asarray(im) for im in after])
+        table = bench_concept(name, args, runs, train_pipe, eval_pipe)
+        summaries += table["summaries"]
+        savings += table["savings"]
+        grids += table["grids"]
+    if summaries:
+        print(f"\nHeld >= {target} from (the first judged step after which every judged step, to "
+              "the run's end, stays there):\n" + "\n".join(summaries))  # fmt: skip
     if savings:
         print("\nWhat early stopping saved (plateau: mean of the no-early-stop run's last 4 "
               "evaluations):\n" + "\n".join(savings))  # fmt: skip

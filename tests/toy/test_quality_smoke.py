@@ -34,5 +34,5 @@ def test_toy_quality_smoke_prints_a_table_that_shows_the_concept_learned() -> No
     assert judge_acc >= 98 and seen >= 80, out
     [ours] = [line for line in out.splitlines() if line.startswith("| striped-circle | ours")]
     cells = [c.strip() for c in ours.strip("|").split("|")]
-    accuracy, steps = int(cells[2].rstrip("%")), int(cells[3].split()[0])
+    accuracy, steps = int(cells[3].rstrip("%")), int(cells[4].split()[0])
     assert 0 < steps <= 200 and accuracy >= 50, out

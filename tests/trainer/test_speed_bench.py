@@ -5,6 +5,7 @@ and that the baseline does what the reference does where that changes what is me
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,29 @@ def test_speed_child_times_each_repeat_and_pays_for_early_stop_checks() -> None:
         train_speed.parse_args([*argv, "--child", "ours", "--variant", "no-average"])
     )
     assert flat["loop"] == "no-average" and flat["losses"] == ours["losses"]
+
+
+def test_baseline_reports_the_vectors_a_run_stopped_there_would_have(tiny_pipes) -> None:
+    """The toy-world bench judges the reference through this hook instead of retraining it to
+    each step: what it reports at step k must be what a k-step run returns."""
+    import torch
+    from baseline_ti import train_baseline
+
+    pipe = tiny_pipes["sd1"]
+    images = [
+        _png(np.random.default_rng(i).integers(0, 255, (32, 32, 3), np.uint8)) for i in (0, 1)
+    ]
+    seen: dict[int, np.ndarray] = {}
+
+    def report(step: int, vectors: np.ndarray, _: float) -> None:
+        torch.rand(8)  # judging draws from the global RNGs (as generating images may)
+        random.random()
+        seen[step] = vectors.copy()
+
+    kw = {"resolution": 32, "learning_rate": 0.05, "seed": 3}
+    judged = train_baseline(pipe, images, steps=4, report=report, report_every=2, **kw)
+    assert sorted(seen) == [2, 4]
+    for step in (2, 4):  # unjudged runs stopped at each reported step
+        assert np.array_equal(seen[step], train_baseline(pipe, images, steps=step, **kw)["vectors"])
+    assert np.array_equal(seen[4], judged["vectors"])
+    assert not np.array_equal(seen[2], seen[4])
