@@ -19,6 +19,7 @@ of those tokens' vectors (the reference script refuses such words; averaging kee
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -102,8 +103,17 @@ DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]+)?|mps")
 BASE_MODEL_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")  # a hub id or a fine-tune's name
 
 
+# A bad value is shown cut short: a 100,000-character initializer is named, not echoed back.
+_SHOWN = reprlib.Repr()  # Python 3.11: limits are attributes, not arguments
+_SHOWN.maxstring = _SHOWN.maxother = 60
+
+
 def _bad(name: str, value: Any, allowed: str) -> BadRequest:
-    return BadRequest(f"training parameter {name!r} is {value!r}; allowed: {allowed}")
+    try:
+        shown = _SHOWN.repr(value)
+    except ValueError:  # an int past Python's 4,300-digit str limit
+        shown = "an integer too long to show"
+    return BadRequest(f"training parameter {name!r} is {shown}; allowed: {allowed}")
 
 
 def _int_in(name: str, value: Any, lo: int, hi: int) -> None:

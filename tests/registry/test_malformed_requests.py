@@ -15,6 +15,7 @@ LONG = "x" * 10_001
 DEEP = "[" * 100 + "]" * 100
 HUGE_NUMBER = "9" * 5000
 BIG = 2**70  # past 64 bits
+MAX_DETAIL = 1000  # a problem's detail names the field; it does not echo a huge value back
 
 
 def _cursor(value: Any) -> str:
@@ -114,6 +115,13 @@ PROBES: list[Probe] = [
     _job("job ema_decay 1", {"target": "alice/toy", "trigger": "<t>", "family": "sd1",
                              "ema_decay": 1}, "ema_decay"),
     _publish("publish training ema_decay 1.5", {"training": {"ema_decay": 1.5}}, "ema_decay"),
+    # a huge bad value is named, not echoed back whole
+    _job("job initializer 100k", {"target": "alice/toy", "trigger": "<t>", "family": "sd1",
+                                  "initializer": "i" * 100_000}, "initializer"),
+    _job("job concept 100k", {"target": "alice/toy", "trigger": "<t>", "family": "sd1",
+                              "concept": "c" * 100_000}, "concept"),
+    _publish("publish training ema_decay 100k", {"training": {"ema_decay": "9" * 100_000}},
+             "ema_decay"),
     # the file part
     Probe("file as text", "POST", PUBLISH, (400,), "file", files=[("file", (None, "hello"))]),
     Probe(
@@ -286,6 +294,8 @@ def test_every_malformed_request_is_a_4xx_naming_the_field(hub: Hub) -> None:
                 wrong.append(f"{probe.label}: not a problem+json body: {body}")
             elif probe.names and probe.names not in body.get("detail", ""):
                 wrong.append(f"{probe.label}: detail does not name {probe.names!r}: {body}")
+            elif len(body.get("detail", "")) > MAX_DETAIL:
+                wrong.append(f"{probe.label}: a {len(body['detail'])}-character detail")
     assert not wrong, f"{len(wrong)} of {len(PROBES)} probes wrong:\n" + "\n".join(wrong)
     assert hub.get("/healthz").status_code == 200
     assert hub.get(CAT, tokens["alice"]).json()["versions"][0]["yanked"] is False

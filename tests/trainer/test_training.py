@@ -64,13 +64,18 @@ def params(**kw) -> TrainingParams:
         ("loss_every", 0),
         ("device", "tpu"),
         ("preview_prompts", ("",)),
+        pytest.param("initializer", "i" * 100_000, id="initializer-100k"),
+        pytest.param("concept", "c" * 100_000, id="concept-100k"),
+        pytest.param("seed", 10**5000, id="seed-5000-digits"),
     ],
 )
 def test_bad_params_are_refused_by_name(field: str, value: object) -> None:
+    """By name, with the bad value cut short: a 100,000-character value is not echoed back."""
     with pytest.raises(BadRequest) as exc:
         params(**{field: value})
     assert repr(field) in str(exc.value)
     assert "allowed" in str(exc.value)
+    assert len(str(exc.value)) < 300
 
 
 def test_params_from_dict_names_unknown_keys_and_splits_initializer_words() -> None:
