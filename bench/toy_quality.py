@@ -260,9 +260,10 @@ def main() -> None:
         "--batch-size", type=int, help="images per step (both loops; default: the trainer's, 4)"
     )
     ap.add_argument(
-        "--seeds", default="0,1,2", help="training seeds of ours and the reference (both loops; "
-        "--vectors/style/previews: the first)",
-    )  # fmt: skip
+        "--seeds",
+        default="0,1,2,3,4",
+        help="training seeds of ours and the reference (--vectors/style/previews: the first)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (both loops)")
     ap.add_argument("--previews", help="write a before/after preview grid PNG here")
     ap.add_argument("--smoke", action="store_true", help="one concept, our loop, small N")
