@@ -169,8 +169,8 @@ def row(name: str, label: str, run: dict[str, Any], target: float, seed: int) ->
 
 
 def held_summary(name: str, label: str, runs: list[dict[str, Any]], target: float) -> str:
-    """The median over seeds of when each run held the target (a run that never held it
-    counts as later than any that did)."""
+    """The (lower) median over seeds of when each run held the target (a run that never held
+    it counts as later than any that did)."""
     points = [held(r["curve"], target) for r in runs]
     order = sorted(points, key=lambda p: (p is None, p or (0, 0.0)))
     mid = order[(len(order) - 1) // 2]
