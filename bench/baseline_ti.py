@@ -252,11 +252,10 @@ def train_baseline(
                         accelerator.save_state(str(output_dir / f"checkpoint-{global_step}"))
                     if report is not None and report_every and global_step % report_every == 0:
                         paused = time.perf_counter()
-                        rows = unwrapped[0].get_input_embeddings().weight[placeholder_ids[0]]
                         train_s = paused - started - outside
                         state = random.getstate()  # the reference draws from the global RNGs
                         with torch.random.fork_rng(devices=[]):
-                            report(global_step, rows.detach().float().cpu().numpy(), train_s)
+                            report(global_step, _learned(unwrapped, placeholder_ids), train_s)
                         random.setstate(state)
                         outside += time.perf_counter() - paused
                 loss_value = loss.detach().item()
@@ -274,13 +273,17 @@ def train_baseline(
         for t in s.values()
         if torch.is_tensor(t)
     )
-    weight = unwrapped[0].get_input_embeddings().weight.detach()
     return {
         "losses": losses,
-        "vectors": weight[placeholder_ids[0]].float().cpu().numpy(),
+        "vectors": _learned(unwrapped, placeholder_ids),
         "optimizer_state_bytes": state_bytes,
         "wall_s": wall,
     }
+
+
+def _learned(encoders: list[Any], ids: list[list[int]]) -> np.ndarray:
+    """The placeholder rows of the first encoder's table (fp32, a copy on the host)."""
+    return encoders[0].get_input_embeddings().weight.detach()[ids[0]].float().cpu().numpy()
 
 
 def _step(

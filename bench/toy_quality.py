@@ -43,6 +43,7 @@ from client.toy_world import data, judge  # noqa: E402
 from client.toy_world.pipeline import generate, load_toy_pipeline  # noqa: E402
 from trainer_service.training.model_defaults import DEFAULT_BATCH  # noqa: E402
 
+Curve = list[tuple[int, float, float]]  # (step, judge accuracy, training seconds to it)
 PROMPTS = {"object": "a photo of a {}", "style": "a painting in the style of {}"}
 SEEN_IMAGES = 8  # per seen concept (28 x 8 = 224 images): +-2 points of sampling noise at 90%
 
@@ -84,7 +85,7 @@ def run_ours(
         device="cpu",
         **kw,
     )
-    curve: list[tuple[int, float, float]] = []
+    curve: Curve = []
     spent = [0.0]
 
     def progress(report: Any) -> None:
@@ -117,7 +118,7 @@ def run_reference(
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         pngs.append(buf.getvalue())
-    curve: list[tuple[int, float, float]] = []
+    curve: Curve = []
 
     def judge_at(step: int, vectors: np.ndarray, train_s: float) -> None:
         acc, _ = embedding_accuracy(eval_pipe, vectors, concept, args.n)
@@ -130,9 +131,6 @@ def run_reference(
         report=judge_at, report_every=args.eval_every,
     )  # fmt: skip
     return {"curve": curve, "steps": args.cap, "train_s": out["wall_s"], "vectors": out["vectors"]}
-
-
-Curve = list[tuple[int, float, float]]  # (step, judge accuracy, training seconds to it)
 
 
 def reached(curve: Curve, target: float) -> tuple[str, str]:
