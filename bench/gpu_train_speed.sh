@@ -12,9 +12,8 @@
 #
 # At most 8 minutes by construction: each phase runs under `timeout` (batch 1: 200 s, batch 4:
 # 250 s; the per-loop result lines print as each loop ends, so a phase cut short still shows
-# what it measured). Estimated on an H100-class card: ~2 minutes per phase (each loop's child
-# starts in ~20 s; the slowest timed run, the fp32 baseline at batch 4, 3 x 15 steps at
-# >= 1 step/s). Exit status 2 without a CUDA device.
+# what it measured). Measured on an H200 (2026-11-30, docs/PERFORMANCE.md "GPU"): 108 s for
+# batch 1 and 93 s for batch 4. Exit status 2 without a CUDA device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
