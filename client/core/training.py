@@ -101,6 +101,9 @@ MAX_PREVIEWS = 8
 TRIGGER_RE = re.compile(r"[^\s{}\x00-\x1f\x7f]{1,64}")
 DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]+)?|mps")
 BASE_MODEL_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")  # a hub id or a fine-tune's name
+# Initializer words, preview prompts and extra keys become prompt text or labels: one line of
+# printable text, like the trigger (an escape sequence in a prompt reaches every log and page).
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # A bad value is shown cut short: a 100,000-character initializer is named, not echoed back.
@@ -169,8 +172,14 @@ class TrainingParams:
                 "trigger", self.trigger, "1-64 characters without spaces or braces, e.g. <my-cat>"
             )
         words = _words(self.initializer)
-        if not 1 <= len(words) <= MAX_VECTORS or any(not w or len(w) > 64 for w in words):
-            raise _bad("initializer", self.initializer, "1-16 non-empty words of up to 64 chars")
+        if not 1 <= len(words) <= MAX_VECTORS or any(
+            not w or len(w) > 64 or CONTROL_RE.search(w) for w in words
+        ):
+            raise _bad(
+                "initializer",
+                self.initializer,
+                "1-16 non-empty words of up to 64 chars, no control characters",
+            )
         object.__setattr__(self, "initializer", words)
         _int_in("vectors", self.vectors, 1, MAX_VECTORS)
         if self.concept not in CONCEPT_TYPES:
@@ -191,10 +200,13 @@ class TrainingParams:
         _int_in("seed", self.seed, 0, 2**63 - 1)
         prompts = tuple(self.preview_prompts or ())
         if len(prompts) > MAX_PREVIEWS or any(
-            not isinstance(p, str) or not p.strip() or len(p) > 500 for p in prompts
+            not isinstance(p, str) or not p.strip() or len(p) > 500 or CONTROL_RE.search(p)
+            for p in prompts
         ):
             raise _bad(
-                "preview_prompts", self.preview_prompts, f"0-{MAX_PREVIEWS} prompts of 1-500 chars"
+                "preview_prompts",
+                self.preview_prompts,
+                f"0-{MAX_PREVIEWS} one-line prompts of 1-500 chars, no control characters",
             )
         object.__setattr__(self, "preview_prompts", prompts)
         if not isinstance(self.early_stop, bool):
@@ -215,11 +227,19 @@ class TrainingParams:
             not isinstance(extra, dict)
             or len(extra) > 32
             or not all(
-                isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 500
+                isinstance(k, str)
+                and isinstance(v, str)
+                and len(k) <= 64
+                and not CONTROL_RE.search(k)
+                and len(v) <= 500
                 for k, v in extra.items()
             )
         ):
-            raise _bad("extra", type(extra).__name__, "up to 32 text keys and values (64/500)")
+            raise _bad(
+                "extra",
+                type(extra).__name__,
+                "up to 32 text keys (64 chars, no control characters) and values (500 chars)",
+            )
 
     @property
     def dvar_window(self) -> int:

@@ -122,6 +122,14 @@ PROBES: list[Probe] = [
                               "concept": "c" * 100_000}, "concept"),
     _publish("publish training ema_decay 100k", {"training": {"ema_decay": "9" * 100_000}},
              "ema_decay"),
+    # control characters in words that become prompt text (the trigger's rule)
+    _job("job initializer control char", {"target": "alice/toy", "trigger": "<t>",
+                                          "family": "sd1", "initializer": "cat\x01"},
+         "initializer"),
+    _job("job preview prompt escape", {"target": "alice/toy", "trigger": "<t>", "family": "sd1",
+                                       "preview_prompts": ["a <t>\x1b[2J"]}, "preview_prompts"),
+    _job("job extra key control char", {"target": "alice/toy", "trigger": "<t>",
+                                        "family": "sd1", "extra": {"k\x07": "v"}}, "extra"),
     # the file part
     Probe("file as text", "POST", PUBLISH, (400,), "file", files=[("file", (None, "hello"))]),
     Probe(

@@ -67,6 +67,11 @@ def params(**kw) -> TrainingParams:
         pytest.param("initializer", "i" * 100_000, id="initializer-100k"),
         pytest.param("concept", "c" * 100_000, id="concept-100k"),
         pytest.param("seed", 10**5000, id="seed-5000-digits"),
+        pytest.param("initializer", "cat\x01", id="initializer-control-char"),
+        pytest.param("initializer", "cat\tdog", id="initializer-tab"),
+        pytest.param("preview_prompts", ("a <t>\x1b[2J",), id="preview-escape"),
+        pytest.param("preview_prompts", ("a <t>\nsecond line",), id="preview-newline"),
+        pytest.param("extra", {"k\x07": "v"}, id="extra-key-control-char"),
     ],
 )
 def test_bad_params_are_refused_by_name(field: str, value: object) -> None:
