@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import sys
 import time
@@ -42,6 +43,8 @@ from client.inject import load_embedding, unload_embedding  # noqa: E402
 from client.toy_world import data, judge  # noqa: E402
 from client.toy_world.pipeline import generate, load_toy_pipeline  # noqa: E402
 from trainer_service.training.model_defaults import DEFAULT_BATCH  # noqa: E402
+
+JOB_LOSS_EVERY = TrainingParams.__dataclass_fields__["loss_every"].default
 
 Curve = list[tuple[int, float, float]]  # (step, judge accuracy, training seconds to it)
 PROMPTS = {"object": "a photo of a {}", "style": "a painting in the style of {}"}
@@ -72,7 +75,10 @@ def train_images(concept: tuple[str, str], k: int = 5) -> list[Any]:
 def run_ours(
     train_pipe: Any, eval_pipe: Any, target: tuple[str, str], args: Any, **kw: Any
 ) -> dict[str, Any]:
-    """Our loop with a judge every ``eval_every`` steps (its time kept out of train_s)."""
+    """Our loop with a judge every ``eval_every`` steps and where it stops (its time kept out
+    of train_s). Losses are read back as often as a job reads them (``loss_every``, 10), or at
+    a divisor of ``eval_every``: early stopping acts only at a read-back, so reading back every
+    ``eval_every`` steps would move a job's stop to the next multiple of it (660 became 700)."""
     from trainer_service.training import train_embedding
 
     kw.setdefault("batch_size", args.batch_size)  # None: the trainer's default
@@ -81,7 +87,7 @@ def run_ours(
         initializer=args.initializer,
         steps=kw.pop("steps", args.cap),
         learning_rate=args.lr,
-        loss_every=args.eval_every,
+        loss_every=math.gcd(JOB_LOSS_EVERY, args.eval_every),
         device="cpu",
         **kw,
     )
@@ -89,6 +95,8 @@ def run_ours(
     spent = [0.0]
 
     def progress(report: Any) -> None:
+        if report.step % args.eval_every and report.step < report.total:
+            return  # judged every eval_every steps and at the step the run ends
         started = time.perf_counter()
         vectors = report.checkpoint().published["emb_params"]
         acc, _ = embedding_accuracy(eval_pipe, vectors, target, args.n, params.concept)

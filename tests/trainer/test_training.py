@@ -335,6 +335,35 @@ def test_early_stopping_trains_on_for_the_average_to_cover_the_plateau(tiny_pipe
     assert set(totals[fired + 1 : -1]) == {fired + 1 + 15}  # the end known once it fired
 
 
+def test_settling_anneals_the_rate_so_the_vectors_come_to_rest(tiny_pipes, images) -> None:
+    """After DVAR fires the rate falls linearly to 0 over the settle steps: the vectors' last
+    moves are a fraction of those before it fired (at a constant rate they keep hopping, and so
+    does their average). A run resumed mid-settle anneals the same way, to the same vectors."""
+    knobs = dict(steps=120, early_stop=True, early_stop_every=1, early_stop_window=3)
+    p = params(**knobs, ema_decay=0.8, loss_every=1)
+    snaps: dict[int, Checkpoint] = {}
+    result = train_embedding(
+        tiny_pipes["sd1"], images, p, progress=lambda r: snaps.update({r.step: r.checkpoint()})
+    )
+    fired_at = DvarRule(3, 0.15).first_stop(result.eval_losses) + 1
+    assert result.steps == fired_at + 15
+
+    def moved(step: int) -> float:  # how far the step took the raw vectors
+        a, b = snaps[step - 1].vectors["emb_params"], snaps[step].vectors["emb_params"]
+        return float(np.linalg.norm(b - a))
+
+    before = np.mean([moved(s) for s in range(fired_at - 2, fired_at + 1)])
+    last = np.mean([moved(s) for s in range(result.steps - 2, result.steps + 1)])
+    assert last < 0.35 * before, (last, before)  # 1/15-3/15 of the rate, Adam-normalised
+
+    mid = snaps[fired_at + 5]
+    rest = train_embedding(tiny_pipes["sd1"], images, p, resume=mid)
+    assert rest.steps == result.steps
+    assert np.array_equal(
+        rest.embedding.vectors["emb_params"], result.embedding.vectors["emb_params"]
+    )
+
+
 # -- families ---------------------------------------------------------------------------------
 def test_sd2_v_prediction_trains_on_the_velocity(tiny_pipes, images) -> None:
     from diffusers import DDIMScheduler, DDPMScheduler

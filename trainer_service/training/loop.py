@@ -1,6 +1,7 @@
 """The training loop: :func:`train_embedding` runs a :class:`~.trainer.Trainer` step by step,
 reads losses back every ``loss_every`` steps, judges DVAR early stopping (once it fires, the
-job trains ``settle_steps`` more so the average it publishes is made of the plateau), reports
+job trains ``settle_steps`` more, its rate annealed to 0, so the average it publishes is made
+of the plateau and comes to rest), reports
 progress (with a checkpoint on demand) and honours cancellation between steps.
 """
 
@@ -91,6 +92,12 @@ def train_embedding(
             if _cancelled(cancel):
                 cancelled = True
                 break
+            if fired_at is not None and params.settle_steps:
+                # Settling anneals the rate linearly to 0: at a constant rate the vectors keep
+                # hopping between look-alikes (a green star, a yellow one) and so does their
+                # average; annealed, they come to rest in one (toy world: docs/PERFORMANCE.md).
+                left = fired_at + params.settle_steps - step
+                trainer.scale_learning_rate(max(0.0, left / params.settle_steps))
             pending.append(trainer.train_step(trainer.sample_batch()))
             step += 1
             if fixed is not None and step % params.early_stop_every == 0:
@@ -99,7 +106,7 @@ def train_embedding(
                 continue
             new = flush()
             judge(len(evals))
-            # Once the loss is flat, train settle_steps more so the average covers the plateau.
+            # Once the loss is flat, settle_steps more (annealed) so the average covers the plateau.
             stop_at = params.steps if fired_at is None else fired_at + params.settle_steps
             stopped_early = step >= stop_at and stop_at < params.steps
             if progress is not None:

@@ -220,6 +220,11 @@ class Trainer:
         with torch.no_grad():
             return self._pred_target(batch)[0]
 
+    def scale_learning_rate(self, fraction: float) -> None:
+        """Set the rate to ``fraction`` of the job's (the loop anneals it while settling)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.params.learning_rate * fraction
+
     def train_step(self, batch: Batch) -> torch.Tensor:
         """One AdamW step on the vectors; returns the loss, detached, still on the device."""
         loss = self.loss(batch)
