@@ -1,8 +1,8 @@
 """The training loop: :func:`train_embedding` runs a :class:`~.trainer.Trainer` step by step,
 reads losses back every ``loss_every`` steps, judges DVAR early stopping (once it fires, the
 job trains ``settle_steps`` more, its rate annealed to 0, so the average it publishes is made
-of the plateau and comes to rest), reports
-progress (with a checkpoint on demand) and honours cancellation between steps.
+of the plateau and comes to rest), reports progress (with a checkpoint on demand) and honours
+cancellation between steps.
 """
 
 from __future__ import annotations
