@@ -129,7 +129,8 @@ def train(
         bool,
         typer.Option(
             "--early-stop/--no-early-stop",
-            help="Stop once the loss has flattened (DVAR), or always run to --steps.",
+            help="Stop once the loss has flattened (DVAR), after 300 settling steps with the "
+            "rate annealed to 0 (3 --ema-decay time constants); or always run to --steps.",
         ),
     ] = True,
     ema_decay: Annotated[
