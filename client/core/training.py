@@ -252,10 +252,10 @@ class TrainingParams:
 
     @property
     def settle_steps(self) -> int:
-        """Steps trained after early stopping fires, the rate annealed linearly to 0 over them,
-        so that the published average is made of the plateau and comes to rest: three time
-        constants of ``ema_decay`` leave e^-3 (5%) of its weight on the steps before (300 at
-        0.99; 0 without averaging)."""
+        """Steps trained after early stopping fires, so that the published average is made of
+        the plateau: three time constants of ``ema_decay`` leave e^-3 (5%) of its weight on the
+        steps before (300 at 0.99; 0 without averaging). The trainer anneals the rate to 0 over
+        the last settle steps of a run, whether DVAR or the step cap ends it."""
         return round(3 / (1 - self.ema_decay)) if self.ema_decay else 0
 
     @property

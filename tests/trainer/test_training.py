@@ -20,6 +20,7 @@ from trainer_service.training import (
     train_embedding,
 )
 from trainer_service.training import text as text_mod
+from trainer_service.training.loop import settling_rate
 
 pytestmark = pytest.mark.torch
 
@@ -362,6 +363,28 @@ def test_settling_anneals_the_rate_so_the_vectors_come_to_rest(tiny_pipes, image
     assert np.array_equal(
         rest.embedding.vectors["emb_params"], result.embedding.vectors["emb_params"]
     )
+
+
+def test_a_run_to_its_step_cap_settles_too_but_a_short_one_keeps_its_rate(tiny_pipes, images):
+    """Without early stopping the last settle steps before the cap anneal the rate the same way
+    (the run is at least twice as long as they are); a shorter job trains at its whole rate."""
+    p = params(steps=40, ema_decay=0.8, loss_every=1)  # settle_steps 15
+    snaps: dict[int, Checkpoint] = {}
+    train_embedding(
+        tiny_pipes["sd1"], images, p, progress=lambda r: snaps.update({r.step: r.checkpoint()})
+    )
+
+    def moved(step: int) -> float:
+        a, b = snaps[step - 1].vectors["emb_params"], snaps[step].vectors["emb_params"]
+        return float(np.linalg.norm(b - a))
+
+    constant = np.mean([moved(s) for s in range(20, 26)])  # steps 20-25: before the last 15
+    last = np.mean([moved(s) for s in range(38, 41)])
+    assert last < 0.35 * constant, (last, constant)
+    assert [settling_rate(p, s, None) for s in (0, 25, 30, 39)] == [1.0, 1.0, 10 / 15, 1 / 15]
+    short = params(steps=29, ema_decay=0.8)
+    assert {settling_rate(short, s, None) for s in range(29)} == {1.0}
+    assert settling_rate(short, 20, fired_at=10) == 5 / 15  # DVAR's settling still anneals
 
 
 # -- families ---------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The training loop: :func:`train_embedding` runs a :class:`~.trainer.Trainer` step by step,
 reads losses back every ``loss_every`` steps, judges DVAR early stopping (once it fires, the
-job trains ``settle_steps`` more, its rate annealed to 0, so the average it publishes is made
-of the plateau and comes to rest), reports progress (with a checkpoint on demand) and honours
-cancellation between steps.
+job trains ``settle_steps`` more so the average it publishes is made of the plateau; the last
+``settle_steps`` of a run anneal the rate to 0 so that it comes to rest), reports progress (with
+a checkpoint on demand) and honours cancellation between steps.
 """
 
 from __future__ import annotations
@@ -28,6 +28,22 @@ def _cancelled(cancel: Cancel) -> bool:
     if cancel is None:
         return False
     return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+
+
+def settling_rate(params: TrainingParams, step: int, fired_at: int | None) -> float:
+    """The share of the job's rate for the step after ``step``. The last ``settle_steps`` before
+    a run ends anneal it linearly to 0, whatever ends the run: DVAR having fired, or the step cap
+    (when the run is at least twice the settle steps, so that a plateau comes before them; a
+    shorter job keeps its whole rate). At a constant rate the vectors keep hopping between
+    look-alikes (a green star, a yellow one), and their average with them; annealed, they come to
+    rest in one (toy world: docs/PERFORMANCE.md)."""
+    settle = params.settle_steps
+    if not settle:
+        return 1.0
+    ends = [] if fired_at is None else [fired_at + settle]
+    if params.steps >= 2 * settle:
+        ends.append(params.steps)
+    return min([1.0] + [max(0.0, (end - step) / settle) for end in ends])
 
 
 def train_embedding(
@@ -92,12 +108,9 @@ def train_embedding(
             if _cancelled(cancel):
                 cancelled = True
                 break
-            if fired_at is not None and params.settle_steps:
-                # Settling anneals the rate linearly to 0: at a constant rate the vectors keep
-                # hopping between look-alikes (a green star, a yellow one) and so does their
-                # average; annealed, they come to rest in one (toy world: docs/PERFORMANCE.md).
-                left = fired_at + params.settle_steps - step
-                trainer.scale_learning_rate(max(0.0, left / params.settle_steps))
+            fraction = settling_rate(params, step, fired_at)
+            if fraction < 1.0:
+                trainer.scale_learning_rate(fraction)
             pending.append(trainer.train_step(trainer.sample_batch()))
             step += 1
             if fixed is not None and step % params.early_stop_every == 0:
