@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from client.core.errors import LexiconError
+from client.core.training import PREVIEW_DEFAULTS, PREVIEW_SETTINGS_FILE, preview_settings
 
 app = typer.Typer(
     name="lexicon-trainer",
@@ -143,7 +144,20 @@ def main_command(
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 2.0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
-    preview_steps: Annotated[int, typer.Option(help="Denoising steps per preview.")] = 25,
+    preview_steps: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Denoising steps per preview (default: {PREVIEW_SETTINGS_FILE} in "
+            "the base-model folder, else 25)."
+        ),
+    ] = None,
+    preview_guidance: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Classifier-free guidance of the previews (default: "
+            f"{PREVIEW_SETTINGS_FILE} in the base-model folder, else 7.5)."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "INFO",
 ) -> None:
     """Serve training jobs for one base model."""
@@ -177,10 +191,13 @@ def main_command(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     api = RegistryAPI(registry, token)
+    # Previews are drawn as the base model was made to draw (its folder may say), unless told.
+    drawn = preview_settings(base_model) if Path(base_model).is_dir() else dict(PREVIEW_DEFAULTS)
     options = WorkerOptions(
         poll_s=poll,
         checkpoint_every=max(1, checkpoint_every),
-        preview_steps=max(1, preview_steps),
+        preview_steps=max(1, preview_steps or int(drawn["num_inference_steps"])),
+        preview_guidance=preview_guidance or float(drawn["guidance_scale"]),
         device=resolved,
     )
     try:

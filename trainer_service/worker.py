@@ -35,6 +35,7 @@ class WorkerOptions:
     poll_s: float = 2.0
     checkpoint_every: int = 100  # steps between checkpoint uploads (at loss read-backs)
     preview_steps: int = 25
+    preview_guidance: float = 7.5
     device: str = "cpu"  # resolved device, passed to the training params
 
 
@@ -208,6 +209,7 @@ class Worker:
             used.previews,
             seed=used.seed,
             steps=self.options.preview_steps,
+            guidance_scale=self.options.preview_guidance,
             height=used.resolution,
             width=used.resolution,
             concept=used.concept,

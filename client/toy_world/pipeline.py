@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from client.core.training import OBJECT_TEMPLATES, STYLE_TEMPLATES
+from client.core.training import OBJECT_TEMPLATES, PREVIEW_SETTINGS_FILE, STYLE_TEMPLATES
 
 from .data import COLOURS, LATENT_CELL, SHAPES, SIZE, STRIPED
 
@@ -27,6 +27,11 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 LATENT_SIZE = SIZE // LATENT_CELL  # two VAE downsamplings: 32 px images, 4 x 8 x 8 latents
 TEXT_LENGTH = 24  # tokens per prompt (CLIP pads to 77; captions here are short)
 TEXT_WIDTH = 768  # SD 1.x's; see the module docstring
+# How the toy model draws (generate's defaults; written beside the weights for the worker's
+# previews, client.core.training.PREVIEW_SETTINGS_FILE): at SD's usual guidance 7.5 it overshoots
+# and a green star comes out yellow.
+GUIDANCE_SCALE = 4.0
+SAMPLING_STEPS = 20
 
 # Whole-word merges: the caption words and every word of the trainer's prompt templates, so
 # "a photo of a red circle" is a handful of tokens, as with a real CLIP vocabulary.
@@ -147,6 +152,8 @@ def save_toy_pipeline(pipe: Any, out: str | Path, *, half: bool = True) -> Path:
             config = json.loads(path.read_text())
             if config.pop("_name_or_path", None) is not None:
                 path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        sampling = {"guidance_scale": GUIDANCE_SCALE, "num_inference_steps": SAMPLING_STEPS}
+        (out / PREVIEW_SETTINGS_FILE).write_text(json.dumps(sampling, indent=2) + "\n")
     finally:
         for module in (pipe.unet, pipe.vae, pipe.text_encoder):
             module.to(torch.float32)
@@ -180,8 +187,8 @@ def generate(
     prompts: list[str],
     *,
     seed: int = 0,
-    steps: int = 20,
-    guidance_scale: float = 4.0,
+    steps: int = SAMPLING_STEPS,
+    guidance_scale: float = GUIDANCE_SCALE,
     batch: int = 32,
 ) -> list[Any]:
     """One PIL image per prompt, seeded (image ``i`` from ``seed + i``, whatever the batching)."""

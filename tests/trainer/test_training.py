@@ -4,13 +4,17 @@ reproduces, resumes, cancels, and refuses bad parameters by name."""
 from __future__ import annotations
 
 import io
+import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from client.core.errors import BadRequest
+from client.core.training import PREVIEW_SETTINGS_FILE, preview_settings
+from client.toy_world import pipeline as toy_pipeline
 from trainer_service.training import (
     Checkpoint,
     DvarRule,
@@ -82,6 +86,25 @@ def test_bad_params_are_refused_by_name(field: str, value: object) -> None:
     assert repr(field) in str(exc.value)
     assert "allowed" in str(exc.value)
     assert len(str(exc.value)) < 300
+
+
+def test_a_base_model_folder_says_how_its_previews_are_drawn(tmp_path) -> None:
+    """The worker draws previews with the folder's lexicon_preview.json (the toy world's: 4.0,
+    20 steps), else SD's usual 7.5 and 25; a malformed file is refused by name, not ignored."""
+    assert preview_settings(tmp_path) == {"guidance_scale": 7.5, "num_inference_steps": 25}
+    toy = preview_settings(Path(toy_pipeline.__file__).parent / "weights")
+    assert toy == {"guidance_scale": 4.0, "num_inference_steps": 20}
+    settings = tmp_path / PREVIEW_SETTINGS_FILE
+    for text, named in [
+        ("{not json", "not JSON"),
+        ("[4]", "must hold an object"),
+        ('{"guidance": 4}', "'guidance'"),
+        ('{"guidance_scale": 500}', "'guidance_scale'"),
+        ('{"num_inference_steps": 2.5}', "'num_inference_steps'"),
+    ]:
+        settings.write_text(text)
+        with pytest.raises(BadRequest, match=re.escape(named)):
+            preview_settings(tmp_path)
 
 
 def test_params_from_dict_names_unknown_keys_and_splits_initializer_words() -> None:

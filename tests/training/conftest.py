@@ -149,9 +149,9 @@ class LiveRegistry:
     def engine(self):  # type: ignore[no-untyped-def]
         return self.app.state.registry.engine
 
-    def user(self, name: str) -> str:
+    def user(self, name: str, password: str | None = None) -> str:
         with session_scope(self.engine) as session:
-            user = accounts.create_user(session, name)
+            user = accounts.create_user(session, name, password=password)
             secret, _ = accounts.create_token(session, user, "test")
         return secret
 

@@ -31,7 +31,12 @@ TRAINER = str(Path(sys.executable).with_name("lexicon-trainer"))
 
 
 def start_worker(
-    reg: LiveRegistry, token: str, model: Path, log: Path, *extra: str
+    reg: LiveRegistry,
+    token: str,
+    model: Path,
+    log: Path,
+    *extra: str,
+    preview_steps: int | None = 2,  # None: the model folder's (a real model's previews)
 ) -> subprocess.Popen:
     cmd = [
         TRAINER,
@@ -41,7 +46,7 @@ def start_worker(
         "--device", "cpu",
         "--poll", "0.2",
         "--checkpoint-every", "10",
-        "--preview-steps", "2",
+        *(["--preview-steps", str(preview_steps)] if preview_steps else []),
         *extra,
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

@@ -49,7 +49,6 @@ def test_a_visitor_searches_filters_opens_copies_and_downloads(page: Any, site: 
     assert page.get_by_role("heading", name="alice/bad-hands").is_visible()
     assert page.locator("svg.chart polyline.loss").count() == 1  # the loss curve
     assert "alice/good-hands" in page.locator("#similar ~ ul").inner_text()
-    page.screenshot(path=str(SHOTS / "embedding.png"), full_page=True)
     page.locator("button.copy[data-copy=code-hub]").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == "hub pull alice/bad-hands"

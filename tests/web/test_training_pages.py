@@ -18,7 +18,7 @@ from PIL import Image
 from client.core.canonical import canonical_bytes
 from client.core.embedding import Embedding as Vectors
 from tests.web.conftest import Site
-from tests.web.test_pages import SHOTS, _sign_in
+from tests.web.test_pages import _sign_in
 
 
 def _png(seed: int) -> dict[str, Any]:
@@ -91,7 +91,6 @@ def test_the_form_starts_a_job_and_its_page_shows_live_progress(
     assert len(points) == len(losses)
     assert "0.9" in page.locator("#loss-caption").inner_text()
     assert page.locator("script:not([src])").count() == 0  # CSP: no inline script
-    page.screenshot(path=str(SHOTS / "job.png"), full_page=True)
 
     # Private: an outsider, signed in or not, gets the 404 page (page and its JSON).
     outsider = browser.new_context(base_url=site.url)
