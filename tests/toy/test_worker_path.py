@@ -23,10 +23,11 @@ from tests.services import wait_until
 from tests.training.conftest import LiveRegistry, live_registry  # noqa: F401
 from tests.training.test_end_to_end import finish, hub_env, start_worker
 from tests.web.conftest import PASSWORD, browser  # noqa: F401
-from tests.web.test_pages import SHOTS, _sign_in
+from tests.web.test_pages import _sign_in
 from tests.web.test_training_pages import _loaded_images
 
 pytestmark = pytest.mark.torch
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"  # the README's
 
 
 def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
@@ -71,8 +72,9 @@ def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
     after = judge.accuracy(generate(pipe, [f"a photo of a {trigger}"] * 16), ("green", "star"))
     assert after >= 0.8 and after >= before + 0.5, (before, after)
 
-    # The pages a user sees for this job: the finished job with its previews (drawn by the
-    # worker from the toy pipeline) and the embedding page with its training and gallery.
+    # The pages a user sees for this job (the README's screenshots): the finished job with its
+    # previews (drawn by the worker from the toy pipeline), the embedding page with its training
+    # and gallery, the home page and a search that finds it.
     job_id = re.search(r"tj_[0-9a-f]+", result.output).group(0)
     context = browser.new_context(base_url=reg.url)
     page = context.new_page()
@@ -93,4 +95,10 @@ def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
     assert _loaded_images(page, ".gallery img") >= 1
     assert "Trained on this hub from 5 images" in page.locator("#trained-here").inner_text()
     page.screenshot(path=str(SHOTS / "embedding.png"), full_page=True)
+    page.goto("/")
+    assert page.get_by_role("link", name="alice/green-star").first.is_visible()
+    page.screenshot(path=str(SHOTS / "home.png"), full_page=True)
+    page.goto("/search?q=star")
+    assert page.locator(".card h3 a").all_inner_texts() == ["alice/green-star"]
+    page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
     context.close()

@@ -16,8 +16,6 @@ from registry.accounts import services as accounts
 from registry.db import session_scope
 from tests.web.conftest import PASSWORD, Site
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
 
 def _sign_in(page: Any, username: str, next_page: str = "/") -> None:
     page.goto(f"/signin?next={next_page}")
@@ -29,7 +27,6 @@ def _sign_in(page: Any, username: str, next_page: str = "/") -> None:
 def test_a_visitor_searches_filters_opens_copies_and_downloads(page: Any, site: Site) -> None:
     page.goto("/")
     assert page.get_by_role("heading", name="Trending").is_visible()
-    page.screenshot(path=str(SHOTS / "home.png"), full_page=True)
     page.get_by_label("Search embeddings").fill("hands")
     page.get_by_label("Search embeddings").press("Enter")
     page.get_by_label("Family").select_option("sd1")
@@ -38,7 +35,6 @@ def test_a_visitor_searches_filters_opens_copies_and_downloads(page: Any, site: 
     cards = page.locator(".card h3 a")
     assert sorted(cards.all_inner_texts()) == ["alice/bad-hands", "alice/good-hands"]
     assert "my-secret" not in page.content()
-    page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
 
     page.get_by_label("Family").select_option("sdxl")
     page.get_by_role("button", name="Search", exact=True).last.click()
