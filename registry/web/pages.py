@@ -11,6 +11,7 @@ from litestar.response import Template
 
 from client.core.errors import NotFound
 from client.core.families import FAMILIES
+from client.core.training import templates_for
 from client.core.writers import FORMATS, prompt_word
 from registry.accounts import services as accounts
 from registry.accounts.access import can_read_namespace
@@ -137,10 +138,19 @@ def embedding_page(request: Request, registry: Registry, namespace: str, name: s
                 "from client.inject import load_embedding\n"
                 f'load_embedding(pipe, "{embedding.namespace}/{embedding.name}")'
             ),
-            "a1111": f"a photo in the style of {word}",
-            "comfy": f"a photo in the style of embedding:{word}",
+            **_prompt_snippets(embedding.concept_type, word),
         },
     )
+
+
+def _prompt_snippets(concept_type: str | None, word: str) -> dict[str, str]:
+    """What to type in A1111 and ComfyUI, by the embedding's type: a negative embedding goes in
+    the negative prompt, a style after the style template, anything else (object, subject,
+    unset) as the thing pictured: the first training template of its kind."""
+    if concept_type == ConceptType.NEGATIVE:
+        return {"a1111": f"Negative prompt: {word}", "comfy": f"negative: embedding:{word}"}
+    template = templates_for("style" if concept_type == ConceptType.STYLE else "object")[0]
+    return {"a1111": template.format(word), "comfy": template.format(f"embedding:{word}")}
 
 
 @get("/u/{namespace:str}", sync_to_thread=True, name="namespace")

@@ -94,6 +94,7 @@ def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
     page.goto("/embeddings/alice/green-star")
     assert _loaded_images(page, ".gallery img") >= 1
     assert "Trained on this hub from 5 images" in page.locator("#trained-here").inner_text()
+    assert page.locator("#code-a1111").inner_text() == "a photo of a gs"  # an object's prompt
     page.screenshot(path=str(SHOTS / "embedding.png"), full_page=True)
     page.goto("/")
     assert page.get_by_role("link", name="alice/green-star").first.is_visible()

@@ -48,6 +48,9 @@ def test_a_visitor_searches_filters_opens_copies_and_downloads(page: Any, site: 
     page.locator("button.copy[data-copy=code-hub]").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == "hub pull alice/bad-hands"
+    # The prompt snippets follow the type: a negative embedding goes in the negative prompt.
+    assert page.locator("#code-a1111").inner_text() == "Negative prompt: bad-hands"
+    assert page.locator("#code-comfy").inner_text() == "negative: embedding:bad-hands"
 
     with page.expect_download() as info:
         page.get_by_role("link", name="canonical").click()
