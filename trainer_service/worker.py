@@ -23,7 +23,7 @@ from typing import Any
 from client.core.canonical import canonical_bytes
 from client.core.errors import BadRequest, Conflict, InvalidEmbedding, LexiconError
 from client.core.loss_curve import downsample
-from client.core.training import JobRequest
+from client.core.training import PREVIEW_DEFAULTS, JobRequest
 
 from .registry_api import Capabilities, Claimed, RegistryAPI
 
@@ -34,8 +34,8 @@ log = logging.getLogger("lexicon.trainer")
 class WorkerOptions:
     poll_s: float = 2.0
     checkpoint_every: int = 100  # steps between checkpoint uploads (at loss read-backs)
-    preview_steps: int = 25
-    preview_guidance: float = 7.5
+    preview_steps: int = int(PREVIEW_DEFAULTS["num_inference_steps"])
+    preview_guidance: float = float(PREVIEW_DEFAULTS["guidance_scale"])
     device: str = "cpu"  # resolved device, passed to the training params
 
 

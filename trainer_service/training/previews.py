@@ -12,7 +12,7 @@ import torch
 
 from client.core.embedding import Embedding
 from client.core.errors import BadRequest
-from client.core.training import default_preview_prompts
+from client.core.training import PREVIEW_DEFAULTS, default_preview_prompts
 
 from . import text
 
@@ -23,8 +23,8 @@ def render_previews(
     prompts: Sequence[str] | None = None,
     seed: int = 0,
     *,
-    steps: int = 25,
-    guidance_scale: float = 7.5,
+    steps: int = int(PREVIEW_DEFAULTS["num_inference_steps"]),
+    guidance_scale: float = float(PREVIEW_DEFAULTS["guidance_scale"]),
     height: int | None = None,
     width: int | None = None,
     concept: str = "object",
