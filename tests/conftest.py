@@ -4,9 +4,11 @@ environment. Area-specific fixtures live in ``tests/<area>/conftest.py``."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +100,34 @@ def realworld_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real-world embeddings absent at {path} (set LEXICON_REALWORLD_DIR)")
     return path
+
+
+# One headless Chromium for the whole session, shared by every test that drives pages (the web
+# pages' tests and the toy world's worker test that takes the README's screenshots): Playwright's
+# sync API cannot run a second instance inside the first one's event loop.
+CHROMIUM = os.environ.get("LEXICON_CHROMIUM", "/usr/bin/chromium")
+
+
+def _need_browser() -> None:
+    missing = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "playwright is not installed (pip install playwright)"
+    if missing is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        missing = f"no chromium at {CHROMIUM} (apt-get install -y chromium)"
+    if missing is not None:
+        if _in_ci():
+            pytest.fail(f"browser tests must run in CI: {missing}")
+        pytest.skip(missing)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()

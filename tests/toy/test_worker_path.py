@@ -22,7 +22,7 @@ from client.toy_world.pipeline import generate, load_toy_pipeline
 from tests.services import wait_until
 from tests.training.conftest import LiveRegistry, live_registry  # noqa: F401
 from tests.training.test_end_to_end import finish, hub_env, start_worker
-from tests.web.conftest import PASSWORD, browser  # noqa: F401
+from tests.web.conftest import PASSWORD
 from tests.web.test_pages import _sign_in
 from tests.web.test_training_pages import _loaded_images
 
@@ -32,7 +32,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"  # the READ
 
 def test_a_held_out_concept_trained_on_a_worker_is_drawn_after_pull(
     live_registry: LiveRegistry,  # noqa: F811
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     reg = live_registry

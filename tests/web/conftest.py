@@ -7,11 +7,8 @@ In CI (``CI=true``) a missing browser is a failure, not a skip: these tests must
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,22 +25,7 @@ from registry.migrations import upgrade
 from registry.settings import Settings
 from tests.hub.conftest import _Server
 
-CHROMIUM = os.environ.get("LEXICON_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "correct horse battery staple"
-
-
-def _need_browser() -> None:
-    missing = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing = "playwright is not installed (pip install playwright)"
-    if missing is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        missing = f"no chromium at {CHROMIUM} (apt-get install -y chromium)"
-    if missing is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests must run in CI: {missing}")
-        pytest.skip(missing)
 
 
 @dataclass
@@ -118,17 +100,6 @@ def _seed(site: Site) -> None:
         rng.standard_normal(768),
         {"description": '<script>alert("xss")</script><img src=x onerror=alert(1)>'},
     )
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    _need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
