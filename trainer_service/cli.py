@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from client.core.errors import LexiconError
-from client.core.training import PREVIEW_DEFAULTS, PREVIEW_SETTINGS_FILE, preview_settings
+from client.core.previews import PREVIEW_DEFAULTS, PREVIEW_SETTINGS_FILE, preview_settings
 
 app = typer.Typer(
     name="lexicon-trainer",

@@ -23,7 +23,8 @@ from typing import Any
 from client.core.canonical import canonical_bytes
 from client.core.errors import BadRequest, Conflict, InvalidEmbedding, LexiconError
 from client.core.loss_curve import downsample
-from client.core.training import PREVIEW_DEFAULTS, JobRequest
+from client.core.previews import PREVIEW_DEFAULTS
+from client.core.training import JobRequest
 
 from .registry_api import Capabilities, Claimed, RegistryAPI
 

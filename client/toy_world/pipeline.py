@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from client.core.training import OBJECT_TEMPLATES, PREVIEW_SETTINGS_FILE, STYLE_TEMPLATES
+from client.core.previews import PREVIEW_SETTINGS_FILE
+from client.core.training import OBJECT_TEMPLATES, STYLE_TEMPLATES
 
 from .data import COLOURS, LATENT_CELL, SHAPES, SIZE, STRIPED
 
@@ -28,7 +29,7 @@ LATENT_SIZE = SIZE // LATENT_CELL  # two VAE downsamplings: 32 px images, 4 x 8 
 TEXT_LENGTH = 24  # tokens per prompt (CLIP pads to 77; captions here are short)
 TEXT_WIDTH = 768  # SD 1.x's; see the module docstring
 # How the toy model draws (generate's defaults; written beside the weights for the worker's
-# previews, client.core.training.PREVIEW_SETTINGS_FILE): at SD's usual guidance 7.5 it overshoots
+# previews, client.core.previews.PREVIEW_SETTINGS_FILE): at SD's usual guidance 7.5 it overshoots
 # and a green star comes out yellow.
 GUIDANCE_SCALE = 4.0
 SAMPLING_STEPS = 20

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from client.core.errors import BadRequest
-from client.core.training import PREVIEW_SETTINGS_FILE, preview_settings
+from client.core.previews import PREVIEW_SETTINGS_FILE, preview_settings
 from client.toy_world import pipeline as toy_pipeline
 from trainer_service.training import (
     Checkpoint,

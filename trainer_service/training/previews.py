@@ -12,7 +12,8 @@ import torch
 
 from client.core.embedding import Embedding
 from client.core.errors import BadRequest
-from client.core.training import PREVIEW_DEFAULTS, default_preview_prompts
+from client.core.previews import PREVIEW_DEFAULTS
+from client.core.training import default_preview_prompts
 
 from . import text
 
